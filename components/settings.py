@@ -1,0 +1,408 @@
+"""The stack's settings, read and validated in one place before any resource exists.
+
+`Pulumi.yaml` declares every key once (type, default, description); this module adds
+what is allowed and turns the raw values into one frozen `Settings`. Any bad value
+stops the program with one message naming the key, the value and what is allowed.
+No Pulumi import: the same code serves `pulumi up`, the render command and the tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from components import sizing
+from components.instance_types import BY_NAME
+
+PROJECT = "odoo-pulumi"
+ROOT = Path(__file__).resolve().parent.parent
+SECRET_KEYS = ("adminPassword", "sshPrivateKey")
+
+ODOO_VERSIONS = ("17.0", "18.0", "19.0")
+ODOO_SOURCES = ("deb", "git", "archive")
+TARGETS = ("aws", "host")
+ARCHES = ("any", "x86_64", "arm64")
+POSTGRES_VERSIONS = (15, 16, 17)
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_DBNAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_TZ = re.compile(r"^(UTC|[A-Z][A-Za-z_+-]+(/[A-Za-z0-9_+-]+){1,2})$")
+_LOCALE = re.compile(r"^[a-z]{2,3}_[A-Z]{2}\.UTF-8$")
+_SSH_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
+_VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_ZONE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_GIT_REF = re.compile(r"^[A-Za-z0-9._/-]{1,200}$")
+
+
+class SettingsError(ValueError):
+    """A bad stack setting; the message names the key, the value and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack: str
+    target: str
+    users: int
+    users_per_worker: int
+    instance_type: str | None
+    arch: str
+    limit_time_cpu: int
+    limit_time_real: int
+    odoo_version: str
+    odoo_source: str
+    odoo_archive: str | None
+    odoo_git_repo: str
+    odoo_git_ref: str
+    pip_index_url: str | None
+    pip_find_links: str | None
+    install_wkhtmltopdf: bool
+    addons_paths: tuple[str, ...]
+    database: str
+    upload_limit_mib: int
+    domain: str | None
+    letsencrypt_email: str | None
+    host: str | None
+    port: int
+    ssh_user: str
+    ssh_public_key: str | None
+    dial_error_limit: int
+    timezone: str
+    locale: str
+    postgres_version: int
+    firewall: bool
+    keep_data_on_destroy: bool
+    ami: str | None
+    vpc_id: str | None
+    subnet_id: str | None
+    admin_cidrs: tuple[str, ...]
+    allow_ssh_from_anywhere: bool
+    root_volume_gib: int
+    data_volume_gib: int
+    hosted_zone_id: str | None
+    production: bool
+    backup_retention_days: int
+    ebs_snapshots: bool
+    backup_destination: str
+
+    @property
+    def url(self) -> str | None:
+        return f"https://{self.domain}" if self.domain else None
+
+
+def declared_config(path: Path = ROOT / "Pulumi.yaml") -> dict[str, dict[str, Any]]:
+    """The `config:` block of Pulumi.yaml: the one declaration of every key."""
+    return yaml.safe_load(path.read_text())["config"]
+
+
+def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """The project's keys of stacks/Pulumi.<stack>.yaml, without the namespace.
+
+    Secure values are kept as their encrypted form: only their presence matters here.
+    """
+    path = root / "stacks" / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (root / "stacks").glob("Pulumi.*.yaml"))
+        raise SettingsError(f"stack {stack!r}: no file {path}; stacks: {', '.join(known)}")
+    data = yaml.safe_load(path.read_text()) or {}
+    out = {}
+    for key, value in (data.get("config") or {}).items():
+        ns, _, name = key.partition(":")
+        if ns == PROJECT:
+            out[name] = value
+    return out
+
+
+# --- coercion of raw values (strings from the engine, typed values from YAML) ------------
+
+
+def _fail(key: str, value: Any, allowed: str) -> SettingsError:
+    return SettingsError(f"setting {key}={value!r} is invalid: {allowed}")
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise _fail(key, value, "expected a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    raise _fail(key, value, "expected a whole number")
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise _fail(key, value, "expected true or false")
+
+
+def _as_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else []
+        except json.JSONDecodeError:
+            raise _fail(key, value, "expected a list of strings") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(key, value, "expected a list of strings")
+    return value
+
+
+def _as_str(key: str, value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise _fail(key, value, "expected a string")
+    return str(value).strip()
+
+
+_COERCE: dict[str, Callable[[str, Any], Any]] = {
+    "integer": _as_int,
+    "boolean": _as_bool,
+    "array": _as_list,
+    "string": _as_str,
+}
+
+
+# --- validation rules, one per key that has limits -----------------------------------------
+
+
+def _range(lo: int, hi: int) -> Callable[[str, int], None]:
+    def check(key: str, v: int) -> None:
+        if not lo <= v <= hi:
+            raise _fail(key, v, f"allowed {lo}..{hi}")
+
+    return check
+
+
+def _one_of(choices: tuple) -> Callable[[str, Any], None]:
+    def check(key: str, v: Any) -> None:
+        if v not in choices:
+            raise _fail(key, v, "allowed: " + ", ".join(map(str, choices)))
+
+    return check
+
+
+def _pattern(rx: re.Pattern, what: str, optional: bool = True) -> Callable[[str, str], None]:
+    def check(key: str, v: str) -> None:
+        if (v or not optional) and not rx.match(v):
+            raise _fail(key, v, what)
+
+    return check
+
+
+def _users(key: str, v: int) -> None:
+    top = sizing.max_users()
+    if not 1 <= v <= top:
+        raise _fail(key, v, f"allowed 1..{top} concurrent users (more needs more than one VM)")
+
+
+def _instance_type(key: str, v: str) -> None:
+    if v and v not in BY_NAME:
+        raise _fail(key, v, "allowed: " + ", ".join(BY_NAME))
+
+
+def _abs_paths(key: str, v: list[str]) -> None:
+    for p in v:
+        if not re.fullmatch(r"/[A-Za-z0-9._/-]*", p) or "/../" in p + "/":
+            raise _fail(key, v, f"each entry must be an absolute path without '..' ({p!r} is not)")
+
+
+def _cidrs(key: str, v: list[str]) -> None:
+    for c in v:
+        try:
+            ipaddress.ip_network(c, strict=False)
+        except ValueError:
+            raise _fail(key, v, f"each entry must be a CIDR block like 203.0.113.0/24 ({c!r} is not)") from None
+
+
+def _url(key: str, v: str) -> None:
+    if v and not re.match(r"^(https?|ssh|git)://[^\s'\"]+$|^git@[^\s'\"]+$", v):
+        raise _fail(key, v, "expected an http(s)://, ssh:// or git@ URL")
+
+
+def _backup_destination(key: str, v: str) -> None:
+    if not (re.fullmatch(r"/[A-Za-z0-9._/-]+", v) or re.fullmatch(r"s3://[a-z0-9.-]{3,63}(/[A-Za-z0-9._/-]*)?", v)):
+        raise _fail(key, v, "expected an absolute directory on the server or an s3://bucket/prefix URL")
+
+
+RULES: dict[str, Callable[[str, Any], None]] = {
+    "users": _users,
+    "usersPerWorker": _range(1, 50),
+    "instanceType": _instance_type,
+    "arch": _one_of(ARCHES),
+    "limitTimeCpu": _range(30, 7200),
+    "limitTimeReal": _range(60, 14400),
+    "odooVersion": _one_of(ODOO_VERSIONS),
+    "odooSource": _one_of(ODOO_SOURCES),
+    "odooGitRepo": _url,
+    "odooGitRef": _pattern(_GIT_REF, "expected a branch, tag or commit name"),
+    "pipIndexUrl": _url,
+    "pipFindLinks": lambda k, v: _abs_paths(k, [v]) if v else None,
+    "addonsPaths": _abs_paths,
+    "database": _pattern(_DBNAME, "expected lowercase letters, digits and _ starting with a letter (max 63)", False),
+    "uploadLimitMiB": _range(1, 4096),
+    "domain": _pattern(_HOSTNAME, "expected a lowercase host name like erp.example.com"),
+    "letsencryptEmail": _pattern(_EMAIL, "expected an e-mail address like admin@example.com"),
+    "port": _range(1, 65535),
+    "sshUser": _pattern(_SSH_USER, "expected a Unix user name", False),
+    "dialErrorLimit": _range(-1, 100000),
+    "timezone": _pattern(_TZ, "expected UTC or an Area/City zone like Europe/Brussels", False),
+    "locale": _pattern(_LOCALE, "expected a UTF-8 locale like en_US.UTF-8", False),
+    "postgresVersion": _one_of(POSTGRES_VERSIONS),
+    "target": _one_of(TARGETS),
+    "ami": _pattern(_AMI, "expected an AMI id like ami-0123456789abcdef0"),
+    "vpcId": _pattern(_VPC, "expected a VPC id like vpc-0123456789abcdef0"),
+    "subnetId": _pattern(_SUBNET, "expected a subnet id like subnet-0123456789abcdef0"),
+    "adminCidrs": _cidrs,
+    "rootVolumeGiB": _range(10, 1024),
+    "dataVolumeGiB": _range(10, 16384),
+    "hostedZoneId": _pattern(_ZONE, "expected a Route 53 zone id like Z0123456789ABC"),
+    "backupRetentionDays": _range(1, 3650),
+    "backupDestination": _backup_destination,
+}
+
+
+def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] | None = None) -> Settings:
+    """Validate the raw stack config (project keys without namespace) into Settings.
+
+    `secrets_present` names the secret keys the stack has; their values never reach
+    this module. Cross-key rules run after each key is valid on its own.
+    """
+    declared = declared_config()
+    unknown = sorted(set(raw) - set(declared))
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)} in stack {stack!r}; allowed: {', '.join(sorted(declared))}"
+        )
+    secrets_present = set(secrets_present if secrets_present is not None else
+                          (k for k in SECRET_KEYS if k in raw))
+    v: dict[str, Any] = {}
+    for key, decl in declared.items():
+        if decl.get("secret"):
+            continue
+        if key in raw and raw[key] is not None:
+            value = _COERCE[decl["type"]](key, raw[key])
+        elif "default" in decl:
+            value = decl["default"]
+        else:
+            raise SettingsError(f"setting {key} is required: {decl['description']}")
+        if key in RULES:
+            RULES[key](key, value)
+        v[key] = value
+
+    if "adminPassword" not in secrets_present:
+        raise SettingsError(
+            "setting adminPassword is required and must be a secret: "
+            "pulumi config set --secret adminPassword"
+        )
+    if "sshPrivateKey" not in secrets_present:
+        raise SettingsError(
+            "setting sshPrivateKey is required and must be a secret: "
+            "pulumi config set --secret sshPrivateKey < ~/.ssh/odoo_ed25519"
+        )
+    for key in SECRET_KEYS:
+        if key in raw and isinstance(raw[key], str) and key not in secrets_present:
+            raise SettingsError(f"setting {key} must be stored as a secret: pulumi config set --secret {key}")
+
+    _cross_checks(v)
+    try:  # the sizing's own checks (instance type too small, too many users)
+        sizing.size(
+            v["users"], users_per_worker=v["usersPerWorker"], instance_type=v["instanceType"] or None,
+            arch=v["arch"], limit_time_real=v["limitTimeReal"], limit_time_cpu=v["limitTimeCpu"],
+        )
+    except sizing.SizingError as e:
+        raise SettingsError(f"setting users={v['users']}: {e}") from None
+
+    return Settings(
+        stack=stack,
+        target=v["target"],
+        users=v["users"],
+        users_per_worker=v["usersPerWorker"],
+        instance_type=v["instanceType"] or None,
+        arch=v["arch"],
+        limit_time_cpu=v["limitTimeCpu"],
+        limit_time_real=v["limitTimeReal"],
+        odoo_version=v["odooVersion"],
+        odoo_source=v["odooSource"],
+        odoo_archive=v["odooArchive"] or None,
+        odoo_git_repo=v["odooGitRepo"],
+        odoo_git_ref=v["odooGitRef"] or v["odooVersion"],
+        pip_index_url=v["pipIndexUrl"] or None,
+        pip_find_links=v["pipFindLinks"] or None,
+        install_wkhtmltopdf=v["installWkhtmltopdf"],
+        addons_paths=tuple(v["addonsPaths"]),
+        database=v["database"],
+        upload_limit_mib=v["uploadLimitMiB"],
+        domain=v["domain"] or None,
+        letsencrypt_email=v["letsencryptEmail"] or None,
+        host=v["host"] or None,
+        port=v["port"],
+        ssh_user=v["sshUser"],
+        ssh_public_key=v["sshPublicKey"] or None,
+        dial_error_limit=v["dialErrorLimit"],
+        timezone=v["timezone"],
+        locale=v["locale"],
+        postgres_version=v["postgresVersion"],
+        firewall=v["firewall"],
+        keep_data_on_destroy=v["keepDataOnDestroy"],
+        ami=v["ami"] or None,
+        vpc_id=v["vpcId"] or None,
+        subnet_id=v["subnetId"] or None,
+        admin_cidrs=tuple(v["adminCidrs"]),
+        allow_ssh_from_anywhere=v["allowSshFromAnywhere"],
+        root_volume_gib=v["rootVolumeGiB"],
+        data_volume_gib=v["dataVolumeGiB"],
+        hosted_zone_id=v["hostedZoneId"] or None,
+        production=v["production"],
+        backup_retention_days=v["backupRetentionDays"],
+        ebs_snapshots=v["ebsSnapshots"],
+        backup_destination=v["backupDestination"],
+    )
+
+
+def _cross_checks(v: dict[str, Any]) -> None:
+    """Rules that involve more than one key."""
+    if v["domain"] and not v["letsencryptEmail"]:
+        raise _fail("letsencryptEmail", "", f"required with domain={v['domain']!r} (Let's Encrypt expiry notices)")
+    if v["hostedZoneId"] and not v["domain"]:
+        raise _fail("hostedZoneId", v["hostedZoneId"], "needs a domain to create a record for")
+    if v["odooSource"] == "archive":
+        if not v["odooArchive"]:
+            raise _fail("odooArchive", "", "required with odooSource=archive: path of an Odoo source tarball")
+        if not Path(v["odooArchive"]).expanduser().is_file():
+            raise _fail("odooArchive", v["odooArchive"], "no such file on this machine")
+        if not re.search(r"\.(tar\.gz|tgz|tar\.xz|tar\.bz2|tar|zip)$", v["odooArchive"]):
+            raise _fail("odooArchive", v["odooArchive"], "expected a .tar.gz, .tgz, .tar.xz, .tar.bz2, .tar or .zip")
+    if v["target"] == "host":
+        if not v["host"]:
+            raise _fail("host", "", "required with target=host: the address of the existing server")
+        try:
+            ipaddress.ip_address(v["host"])
+        except ValueError:
+            if not _HOSTNAME.match(v["host"]):
+                raise _fail("host", v["host"], "expected an IP address or a host name") from None
+    if v["target"] == "aws":
+        if not v["sshPublicKey"]:
+            raise _fail("sshPublicKey", "", "required with target=aws: the public half of sshPrivateKey")
+        if not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$", v["sshPublicKey"]):
+            raise _fail("sshPublicKey", v["sshPublicKey"][:40], "expected an OpenSSH public key line (ssh-ed25519 AAAA...)")
+        if not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
+            raise _fail("adminCidrs", [], "list the CIDR blocks allowed to SSH in (or set allowSshFromAnywhere: true)")
+        if v["backupDestination"] != declared_config()["backupDestination"]["default"]:
+            raise _fail("backupDestination", v["backupDestination"], "applies to target=host only; aws backs up to its own S3 bucket")
+
+
+def sizing_for(s: Settings) -> sizing.Sizing:
+    """The sizing these settings ask for (already known to succeed after load_settings)."""
+    return sizing.size(
+        s.users, users_per_worker=s.users_per_worker, instance_type=s.instance_type,
+        arch=s.arch, limit_time_real=s.limit_time_real, limit_time_cpu=s.limit_time_cpu,
+    )

@@ -1,0 +1,419 @@
+"""Sizing: from the number of concurrent users to every number of the server.
+
+Pure and deterministic (no Pulumi import) so that an operator can ask before deploying
+(`python -m components.sizing --users 60`) and tests can sweep every user count.
+
+The rules are Odoo's own (deploy guide): one HTTP worker serves about 6 concurrent
+users; a server runs at most 2 x vCPU + 1 worker processes, cron workers included;
+each process needs about 0.8 x 150 MiB + 0.2 x 1024 MiB of RAM (80 % light requests,
+20 % heavy ones). PostgreSQL shares the VM and is tuned with pgtune's "web" formulas
+applied to the memory Odoo and the OS leave it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+
+from components.instance_types import BY_NAME, CATALOGUE, InstanceType
+
+# --- Odoo's rules of thumb (deploy guide) -------------------------------------------
+USERS_PER_WORKER = 6
+LIGHT_MIB, HEAVY_MIB, HEAVY_SHARE = 150, 1024, 0.2
+MIB_PER_PROCESS = (1 - HEAVY_SHARE) * LIGHT_MIB + HEAVY_SHARE * HEAVY_MIB  # 324.8
+MIN_HTTP_WORKERS = 2  # one slow report must not freeze everyone
+CRON_WORKERS = 1  # one reserved for scheduled actions
+GEVENT_PROCESSES = 1  # the evented process serving /websocket on gevent_port
+
+# An explicit instance type may cap the workers below the need, as the deploy guide's
+# own example does (4 CPUs, 60 users: 8 workers for 10 needed = 80 %); below that the
+# type is too small.
+MIN_CAPACITY_SHARE = 0.8
+
+# --- the rest of the VM --------------------------------------------------------------
+OS_RESERVE_MIB = 1024  # kernel, sshd, nginx, journald, page cache for the filestore
+PG_MIN_MIB = 1024  # PostgreSQL never gets less than this for buffers and cache
+PG_SHARE_OF_ODOO = 0.5  # ... and at least half of what Odoo's processes may use
+
+# --- per-worker limits (deploy guide's sample, scaled with headroom) -----------------
+LIMIT_MEMORY_SOFT_MIB = 640  # the guide's sample: recycle a worker above this
+LIMIT_MEMORY_SOFT_MAX_MIB = 1024
+HARD_OVER_SOFT = 2.5  # 640 -> 1600 MiB: the guide's pair; big PDF reports need room
+LIMIT_TIME_CPU = 600
+LIMIT_TIME_REAL = 1200
+LIMIT_TIME_REAL_CRON = 3600  # crons (mass mailing, imports) run longer than requests
+LIMIT_REQUEST = 8192
+PROXY_TIMEOUT_MARGIN = 60  # Nginx waits this much longer than Odoo's own limit
+
+# --- database connections --------------------------------------------------------------
+DB_MAXCONN = 8  # per HTTP/cron process; a request holds 2-3 connections at a time
+DB_MAXCONN_GEVENT = 16  # the evented process serves many websockets at once
+PG_SUPERUSER_RESERVED = 3
+PG_ADMIN_RESERVE = 7  # psql sessions, pg_dump, monitoring
+
+# The largest type in the catalogue bounds what one VM can serve.
+MAX_VCPUS = max(t.vcpus for t in CATALOGUE)
+
+
+class SizingError(ValueError):
+    """A request the sizing cannot satisfy; the message says what would."""
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    max_connections: int
+    superuser_reserved_connections: int
+    shared_buffers: int  # MiB
+    effective_cache_size: int  # MiB
+    maintenance_work_mem: int  # MiB
+    work_mem: int  # MiB
+    wal_buffers: int  # MiB
+    min_wal_size: int  # MiB
+    max_wal_size: int  # MiB
+    checkpoint_completion_target: float
+    default_statistics_target: int
+    random_page_cost: float
+    effective_io_concurrency: int
+    max_worker_processes: int
+    max_parallel_workers: int
+    max_parallel_workers_per_gather: int
+    max_parallel_maintenance_workers: int
+
+
+@dataclass(frozen=True)
+class Sizing:
+    users: int
+    users_per_worker: int
+    workers_needed: int
+    workers: int
+    max_cron_threads: int
+    processes: int  # HTTP + cron + gevent
+    instance_type: str
+    vcpus: int
+    memory_mib: int
+    arch: str
+    burstable: bool
+    monthly_usd: float
+    odoo_memory_mib: int
+    postgres_memory_mib: int
+    required_memory_mib: int
+    required_vcpus: int
+    limit_memory_soft: int  # bytes, as odoo.conf wants them
+    limit_memory_hard: int
+    limit_memory_soft_gevent: int
+    limit_memory_hard_gevent: int
+    limit_time_cpu: int
+    limit_time_real: int
+    limit_time_real_cron: int
+    limit_request: int
+    db_maxconn: int
+    db_maxconn_gevent: int
+    proxy_timeout: int  # seconds, Nginx's proxy read/send timeouts
+    postgres: PostgresSettings
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"{self.users} users -> {self.workers} workers + {self.max_cron_threads} cron "
+            f"on {self.instance_type} ({self.vcpus} vCPU, {self.memory_mib // 1024} GiB, "
+            f"{self.arch}), ~${self.monthly_usd:.0f}/month"
+        )
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["reasons"] = list(self.reasons)
+        data["summary"] = self.summary
+        return data
+
+
+# --- the rules, one function each ----------------------------------------------------------
+
+
+def workers_needed(users: int, users_per_worker: int = USERS_PER_WORKER) -> int:
+    """HTTP workers the users need: ceil(users / ratio), never fewer than two."""
+    return max(MIN_HTTP_WORKERS, math.ceil(users / users_per_worker))
+
+
+def max_processes(vcpus: int) -> int:
+    """Odoo's ceiling on worker processes (HTTP + cron) for a number of vCPUs."""
+    return 2 * vcpus + 1
+
+
+def vcpus_for(processes: int) -> int:
+    """The fewest vCPUs whose ceiling admits that many worker processes."""
+    return max(1, math.ceil((processes - 1) / 2))
+
+
+def workers_on(vcpus: int, needed: int) -> int:
+    """HTTP workers on a machine: the need, capped by the CPU rule (cron counted)."""
+    return max(MIN_HTTP_WORKERS, min(needed, max_processes(vcpus) - CRON_WORKERS))
+
+
+def odoo_memory_mib(processes: int) -> int:
+    """The guide's RAM formula over every Odoo process (HTTP, cron, gevent)."""
+    return math.ceil(processes * MIB_PER_PROCESS)
+
+
+def memory_needed_mib(odoo_mib: int) -> int:
+    """Odoo's processes, PostgreSQL's minimum share and the OS."""
+    return odoo_mib + max(PG_MIN_MIB, math.ceil(odoo_mib * PG_SHARE_OF_ODOO)) + OS_RESERVE_MIB
+
+
+def postgres_settings(pg_mib: int, vcpus: int, max_connections: int) -> PostgresSettings:
+    """pgtune's "web" formulas (SSD) over the memory PostgreSQL may use."""
+    shared = pg_mib // 4
+    w = vcpus if vcpus >= 4 else 8
+    work_mem = max(4, (pg_mib - shared) // ((max_connections + w) * 3))
+    parallel = vcpus >= 4
+    return PostgresSettings(
+        max_connections=max_connections,
+        superuser_reserved_connections=PG_SUPERUSER_RESERVED,
+        shared_buffers=shared,
+        effective_cache_size=pg_mib * 3 // 4,
+        maintenance_work_mem=min(pg_mib // 16, 2048),
+        work_mem=work_mem,
+        wal_buffers=max(1, min(16, shared * 3 // 100)),
+        min_wal_size=1024,
+        max_wal_size=4096,
+        checkpoint_completion_target=0.9,
+        default_statistics_target=100,
+        random_page_cost=1.1,
+        effective_io_concurrency=200,
+        max_worker_processes=vcpus if parallel else 8,
+        max_parallel_workers=vcpus if parallel else 8,
+        max_parallel_workers_per_gather=min(4, math.ceil(vcpus / 2)) if parallel else 2,
+        max_parallel_maintenance_workers=min(4, math.ceil(vcpus / 2)) if parallel else 2,
+    )
+
+
+def connection_budget(workers: int, cron: int) -> int:
+    """Worst case connections Odoo opens plus the reserve, rounded up to tens."""
+    odoo = (workers + cron) * DB_MAXCONN + DB_MAXCONN_GEVENT
+    return math.ceil((odoo + PG_SUPERUSER_RESERVED + PG_ADMIN_RESERVE) / 10) * 10
+
+
+def max_users(users_per_worker: int = USERS_PER_WORKER) -> int:
+    """The most users the largest catalogued VM can serve at full worker need."""
+    return (max_processes(MAX_VCPUS) - CRON_WORKERS) * users_per_worker
+
+
+def _fits(t: InstanceType, vcpus: int, memory_mib: int) -> bool:
+    return t.vcpus >= vcpus and t.memory_mib >= memory_mib
+
+
+def candidates(vcpus: int, memory_mib: int, arch: str = "any", burstable: bool = True) -> list[InstanceType]:
+    """Catalogue types that satisfy the rules, cheapest first."""
+    found = [
+        t
+        for t in CATALOGUE
+        if _fits(t, vcpus, memory_mib)
+        and (arch == "any" or t.arch == arch)
+        and (burstable or not t.burstable)
+    ]
+    return sorted(found, key=lambda t: (t.usd_per_hour, t.vcpus, t.name))
+
+
+# --- the derivation ----------------------------------------------------------------------
+
+
+def size(
+    users: int,
+    *,
+    users_per_worker: int = USERS_PER_WORKER,
+    instance_type: str | None = None,
+    arch: str = "any",
+    limit_time_real: int = LIMIT_TIME_REAL,
+    limit_time_cpu: int = LIMIT_TIME_CPU,
+) -> Sizing:
+    """Derive every number of the server for `users` concurrent users."""
+    if users < 1:
+        raise SizingError(f"users must be at least 1 (got {users})")
+    ceiling = max_users(users_per_worker)
+    if users > ceiling:
+        raise SizingError(
+            f"users={users} is more than one VM can serve: the largest catalogued type "
+            f"({MAX_VCPUS} vCPU) runs at most {ceiling // users_per_worker} HTTP workers, "
+            f"about {ceiling} users at {users_per_worker} per worker. Split the company "
+            f"across databases/servers or put Odoo behind a load balancer."
+        )
+    needed = workers_needed(users, users_per_worker)
+    full_processes = needed + CRON_WORKERS + GEVENT_PROCESSES
+    req_vcpus = vcpus_for(needed + CRON_WORKERS)
+    req_mem = memory_needed_mib(odoo_memory_mib(full_processes))
+    # Burstable types earn CPU credits while idle: right for a small office whose load
+    # comes in bursts, wrong for a busy one that would run them dry all day.
+    allow_burstable = req_vcpus <= 2
+    reasons = [
+        f"{users} users / {users_per_worker} per worker -> {math.ceil(users / users_per_worker)}"
+        f" HTTP workers needed (minimum {MIN_HTTP_WORKERS}): {needed}",
+        f"{needed} HTTP + {CRON_WORKERS} cron = {needed + CRON_WORKERS} worker processes; "
+        f"at most 2 x vCPU + 1 -> at least {req_vcpus} vCPU",
+        f"RAM: {full_processes} processes (HTTP, cron, gevent) x {MIB_PER_PROCESS:.1f} MiB"
+        f" = {odoo_memory_mib(full_processes)} MiB for Odoo, + PostgreSQL"
+        f" >= {req_mem - odoo_memory_mib(full_processes) - OS_RESERVE_MIB} MiB"
+        f" + OS {OS_RESERVE_MIB} MiB = {req_mem} MiB",
+    ]
+
+    if instance_type is None:
+        found = candidates(req_vcpus, req_mem, arch, allow_burstable)
+        if not found:
+            raise SizingError(
+                f"no catalogued {arch if arch != 'any' else ''} instance type has "
+                f"{req_vcpus} vCPU and {req_mem} MiB for users={users}"
+            )
+        chosen = found[0]
+        reasons.append(
+            f"cheapest type with >= {req_vcpus} vCPU and >= {req_mem} MiB"
+            f"{'' if allow_burstable else ' (not burstable: load is sustained above 2 vCPU)'}"
+            f"{'' if arch == 'any' else f' on {arch}'}: {chosen.name}"
+            f" at ${chosen.usd_per_hour}/h"
+        )
+    else:
+        chosen = BY_NAME.get(instance_type)
+        if chosen is None:
+            raise SizingError(
+                f"instanceType={instance_type!r} is not in the catalogue; allowed: "
+                + ", ".join(t.name for t in CATALOGUE)
+            )
+        reasons.append(f"instanceType {chosen.name} set in the stack")
+
+    workers = workers_on(chosen.vcpus, needed)
+    processes = workers + CRON_WORKERS + GEVENT_PROCESSES
+    odoo_mib = odoo_memory_mib(processes)
+    mem_need = memory_needed_mib(odoo_mib)
+    if instance_type is not None:
+        short_cpu = workers * users_per_worker < MIN_CAPACITY_SHARE * users
+        short_mem = chosen.memory_mib < mem_need
+        if short_cpu or short_mem:
+            fits = candidates(req_vcpus, req_mem, arch if arch != "any" else chosen.arch)[:3]
+            why = []
+            if short_cpu:
+                why.append(
+                    f"{chosen.vcpus} vCPU allow {workers} HTTP workers, about "
+                    f"{workers * users_per_worker} users"
+                )
+            if short_mem:
+                why.append(f"{chosen.memory_mib} MiB < {mem_need} MiB needed")
+            raise SizingError(
+                f"instanceType={instance_type} is too small for users={users}: "
+                + "; ".join(why)
+                + ". Would fit: "
+                + ", ".join(f"{t.name} ({t.vcpus} vCPU, {t.memory_mib // 1024} GiB)" for t in fits)
+            )
+        if workers < needed:
+            reasons.append(
+                f"{chosen.vcpus} vCPU cap the HTTP workers at {workers} of {needed} needed"
+            )
+
+    pg_mib = chosen.memory_mib - odoo_mib - OS_RESERVE_MIB
+    max_conn = connection_budget(workers, CRON_WORKERS)
+    pg = postgres_settings(pg_mib, chosen.vcpus, max_conn)
+    reasons.append(
+        f"PostgreSQL gets {chosen.memory_mib} - {odoo_mib} (Odoo) - {OS_RESERVE_MIB} (OS) = "
+        f"{pg_mib} MiB: shared_buffers {pg.shared_buffers} MiB, effective_cache_size "
+        f"{pg.effective_cache_size} MiB, work_mem {pg.work_mem} MiB"
+    )
+    reasons.append(
+        f"connections: ({workers} + {CRON_WORKERS}) x db_maxconn {DB_MAXCONN} + gevent "
+        f"{DB_MAXCONN_GEVENT} + reserve {PG_SUPERUSER_RESERVED + PG_ADMIN_RESERVE} "
+        f"-> max_connections {max_conn}"
+    )
+
+    per_process = (chosen.memory_mib - OS_RESERVE_MIB - PG_MIN_MIB) / processes
+    soft_mib = int(min(LIMIT_MEMORY_SOFT_MAX_MIB, max(LIMIT_MEMORY_SOFT_MIB, per_process)) // 64 * 64)
+    hard_mib = int(soft_mib * HARD_OVER_SOFT)
+    reasons.append(
+        f"limit_memory_soft {soft_mib} MiB, hard {hard_mib} MiB per worker (virtual memory; "
+        f"recycled above soft, killed above hard)"
+    )
+    proxy_timeout = limit_time_real + PROXY_TIMEOUT_MARGIN
+    mib = 1024 * 1024
+    return Sizing(
+        users=users,
+        users_per_worker=users_per_worker,
+        workers_needed=needed,
+        workers=workers,
+        max_cron_threads=CRON_WORKERS,
+        processes=processes,
+        instance_type=chosen.name,
+        vcpus=chosen.vcpus,
+        memory_mib=chosen.memory_mib,
+        arch=chosen.arch,
+        burstable=chosen.burstable,
+        monthly_usd=chosen.monthly_usd,
+        odoo_memory_mib=odoo_mib,
+        postgres_memory_mib=pg_mib,
+        required_memory_mib=mem_need,
+        required_vcpus=req_vcpus,
+        limit_memory_soft=soft_mib * mib,
+        limit_memory_hard=hard_mib * mib,
+        limit_memory_soft_gevent=soft_mib * mib,
+        limit_memory_hard_gevent=hard_mib * mib,
+        limit_time_cpu=limit_time_cpu,
+        limit_time_real=limit_time_real,
+        limit_time_real_cron=max(LIMIT_TIME_REAL_CRON, limit_time_real),
+        limit_request=LIMIT_REQUEST,
+        db_maxconn=DB_MAXCONN,
+        db_maxconn_gevent=DB_MAXCONN_GEVENT,
+        proxy_timeout=proxy_timeout,
+        postgres=pg,
+        reasons=tuple(reasons),
+    )
+
+
+# --- the operator's question: python -m components.sizing --users 60 ----------------------
+
+
+def format_table(s: Sizing) -> str:
+    rows = [
+        ("users (concurrent)", s.users),
+        ("HTTP workers", f"{s.workers} (needed {s.workers_needed})"),
+        ("cron workers", s.max_cron_threads),
+        ("instance", f"{s.instance_type}: {s.vcpus} vCPU, {s.memory_mib} MiB, {s.arch}"
+         f"{', burstable' if s.burstable else ''}"),
+        ("cost (on-demand, us-east-1)", f"${s.monthly_usd:.2f}/month"),
+        ("Odoo RAM", f"{s.odoo_memory_mib} MiB"),
+        ("PostgreSQL RAM", f"{s.postgres_memory_mib} MiB"),
+        ("limit_memory_soft/hard", f"{s.limit_memory_soft // 2**20} / {s.limit_memory_hard // 2**20} MiB"),
+        ("limit_time_cpu/real/cron", f"{s.limit_time_cpu} / {s.limit_time_real} / {s.limit_time_real_cron} s"),
+        ("limit_request", s.limit_request),
+        ("db_maxconn / gevent", f"{s.db_maxconn} / {s.db_maxconn_gevent}"),
+        ("nginx proxy timeouts", f"{s.proxy_timeout} s"),
+    ]
+    rows += [(f"postgres {k}", v) for k, v in asdict(s.postgres).items()]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines += ["", "Why:"] + [f"  - {r}" for r in s.reasons]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m components.sizing", description="Explain the server sizing for N users."
+    )
+    parser.add_argument("--users", type=int, required=True, help="concurrent users")
+    parser.add_argument("--users-per-worker", type=int, default=USERS_PER_WORKER)
+    parser.add_argument("--instance-type", default=None, help="check a given type instead of choosing")
+    parser.add_argument("--arch", default="any", choices=["any", "x86_64", "arm64"])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    try:
+        s = size(
+            args.users,
+            users_per_worker=args.users_per_worker,
+            instance_type=args.instance_type,
+            arch=args.arch,
+        )
+    except SizingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(s.to_json(), indent=2) if args.json else format_table(s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
