@@ -298,6 +298,10 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
             RULES[key](key, value)
         v[key] = value
 
+    for key in SECRET_KEYS:  # a secure value is {"secure": ...}; a plain string is a leak
+        if isinstance(raw.get(key), str):
+            raise SettingsError(f"setting {key} must be stored as a secret, not in plain text: "
+                                f"pulumi config set --secret {key}")
     if "adminPassword" not in secrets_present:
         raise SettingsError(
             "setting adminPassword is required and must be a secret: "
@@ -308,9 +312,6 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
             "setting sshPrivateKey is required and must be a secret: "
             "pulumi config set --secret sshPrivateKey < ~/.ssh/odoo_ed25519"
         )
-    for key in SECRET_KEYS:
-        if key in raw and isinstance(raw[key], str) and key not in secrets_present:
-            raise SettingsError(f"setting {key} must be stored as a secret: pulumi config set --secret {key}")
 
     _cross_checks(v)
     try:  # the sizing's own checks (instance type too small, too many users)

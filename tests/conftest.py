@@ -1,0 +1,25 @@
+"""Shared test helpers: settings for a stack or a hand-made host config."""
+
+import pytest
+
+from components.settings import load_settings, read_stack_file, sizing_for
+
+SECRETS = {"adminPassword", "sshPrivateKey"}
+
+
+def stack_settings(stack: str, **over):
+    raw = read_stack_file(stack)
+    raw.update(over)
+    return load_settings(raw, stack, SECRETS)
+
+
+def host_settings(**over):
+    raw = {"users": 15, "target": "host", "host": "10.0.0.5"}
+    raw.update(over)
+    return load_settings(raw, "test", SECRETS)
+
+
+@pytest.fixture
+def small():
+    s = stack_settings("small")
+    return s, sizing_for(s)

@@ -1,0 +1,163 @@
+"""Rendered server files: the lines that matter for a production Odoo behind Nginx."""
+
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from passlib.context import CryptContext
+
+from components import render
+from components.settings import sizing_for
+from tests.conftest import host_settings, stack_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def conf(s, z, pw="$pbkdf2-sha512$x"):
+    p = configparser.ConfigParser(interpolation=None)
+    p.read_string(render.render_odoo_conf(s, z, pw))
+    return p["options"]
+
+
+@pytest.mark.parametrize("version", ["17.0", "18.0", "19.0"])
+def test_odoo_conf_per_version(version):
+    """Only options the version knows: gevent_port always, never longpolling_port;
+    the _gevent memory limits from 18.0 on."""
+    s = host_settings(odooVersion=version, users=60)
+    z = sizing_for(s)
+    o = conf(s, z)
+    assert "longpolling_port" not in o and o["gevent_port"] == "8072"
+    assert ("limit_memory_soft_gevent" in o) == (version != "17.0")
+    assert o["proxy_mode"] == "True" and o["http_interface"] == "127.0.0.1"
+    assert o["list_db"] == "False" and o["dbfilter"] == "^odoo$"
+    assert o["data_dir"] == "/var/lib/odoo" and o["x_sendfile"] == "True"
+    assert o["db_host"] == "False" and o["db_password"] == "False" and o["db_user"] == "odoo"
+    assert o["logfile"] == "False"
+    assert int(o["workers"]) == z.workers == 10 and int(o["max_cron_threads"]) == 1
+    assert int(o["limit_memory_hard"]) == z.limit_memory_hard
+    assert int(o["limit_time_real"]) == z.limit_time_real
+    assert int(o["db_maxconn"]) == z.db_maxconn and int(o["db_maxconn_gevent"]) == z.db_maxconn_gevent
+
+
+def test_addons_path_per_source(tmp_path):
+    """Decisions in Python: the source decides Odoo's own addons, extra paths follow."""
+    deb = conf(*(lambda s: (s, sizing_for(s)))(host_settings(addonsPaths=["/opt/custom"])))
+    assert deb["addons_path"] == "/usr/lib/python3/dist-packages/odoo/addons,/opt/custom"
+    archive = tmp_path / "odoo.tar.gz"
+    archive.write_bytes(b"x")
+    s = host_settings(odooSource="archive", odooArchive=str(archive))
+    assert conf(s, sizing_for(s))["addons_path"] == "/opt/odoo/src/odoo/addons,/opt/odoo/src/addons"
+    unit = render.render_odoo_unit(s, sizing_for(s))
+    assert "ExecStart=/opt/odoo/venv/bin/python3 /opt/odoo/src/odoo-bin -c /etc/odoo/odoo.conf" in unit
+
+
+def test_admin_password_hash_is_stable_and_odoo_accepts_it():
+    """Same password, same file (no needless restart); passlib (Odoo's checker) verifies it."""
+    h1 = render.admin_passwd_hash("correct horse", "small")
+    assert h1 == render.admin_passwd_hash("correct horse", "small")
+    assert h1 != render.admin_passwd_hash("correct horse", "large")
+    assert h1.startswith("$pbkdf2-sha512$600000$") and "correct horse" not in h1
+    ctx = CryptContext(["pbkdf2_sha512", "plaintext"])  # Odoo's own context for admin_passwd
+    assert ctx.identify(h1) == "pbkdf2_sha512"
+    assert ctx.verify("correct horse", h1) and not ctx.verify("wrong", h1)
+
+
+def test_odoo_conf_is_secret_and_private(small):
+    s, z = small
+    f = render.server_files(s, z, "HASH")["odoo.conf"]
+    assert (f.path, f.owner, f.group, f.mode, f.secret) == ("/etc/odoo/odoo.conf", "root", "odoo", 0o640, True)
+
+
+def test_systemd_unit(small):
+    s, z = small
+    unit = render.render_odoo_unit(s, z)
+    for line in ("User=odoo", "Requires=postgresql.service", "Restart=on-failure",
+                 "WantedBy=multi-user.target", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 "ProtectHome=yes", "PrivateTmp=yes", "ReadWritePaths=/var/lib/odoo",
+                 "ExecStart=/usr/bin/python3 /usr/bin/odoo -c /etc/odoo/odoo.conf"):
+        assert line in unit.splitlines(), line
+    assert re.search(r"^After=.*postgresql@16-main\.service", unit, re.M)
+
+
+def nginx_locations(site: str) -> dict[str, str]:
+    return {m.group(1).strip(): m.group(2) for m in re.finditer(r"location ([^{]+)\{(.*?)\n    \}", site, re.S)}
+
+
+def test_nginx_websocket_and_proxy_headers(small):
+    """The pitfalls operators hit: websocket to the gevent port with HTTP/1.1 and the
+    upgrade headers; X-Forwarded-* everywhere (proxy_mode needs X-Forwarded-Host)."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    loc = nginx_locations(site)
+    ws = loc["/websocket"]
+    assert "proxy_pass http://odoochat;" in ws and "proxy_http_version 1.1;" in ws
+    assert "proxy_set_header Upgrade $http_upgrade;" in ws
+    assert "proxy_set_header Connection $connection_upgrade;" in ws
+    assert "server 127.0.0.1:8072;" in site and "server 127.0.0.1:8069;" in site
+    for name in ("/websocket", "/", "/web/assets/"):
+        for h in ("X-Forwarded-Host $http_host", "X-Forwarded-For $proxy_add_x_forwarded_for",
+                  "X-Forwarded-Proto $scheme", "X-Real-IP $remote_addr"):
+            assert f"proxy_set_header {h};" in loc[name], (name, h)
+    assert "internal;" in loc["/web/filestore"] and "alias /var/lib/odoo/filestore;" in loc["/web/filestore"]
+
+
+def test_nginx_timeouts_cover_odoo_limit(small):
+    """Invariant: Nginx waits at least limit_time_real so Odoo's own limit acts first."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    for d in ("proxy_read_timeout", "proxy_send_timeout"):
+        value = int(re.search(rf"{d} (\d+)s;", site).group(1))
+        assert value >= z.limit_time_real
+
+
+def test_nginx_tls_site(small):
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    assert "return 301 https://$host$request_uri;" in site
+    assert "Strict-Transport-Security" in site and "proxy_cookie_flags session_id samesite=lax secure;" in site
+    assert f"ssl_certificate /etc/letsencrypt/live/{s.domain}/fullchain.pem;" in site
+    assert "client_max_body_size 128m;" in site and "gzip on;" in site
+    acme = render.render_nginx_site(s, z, tls=False)
+    assert "ssl_certificate" not in acme and "/.well-known/acme-challenge/" in acme
+    assert "Strict-Transport-Security" not in acme
+
+
+def test_nginx_without_domain_serves_http():
+    s = host_settings()
+    site = render.render_nginx_site(s, sizing_for(s), tls=False)
+    assert "listen 80 default_server;" in site and "443" not in site and "return 301" not in site
+
+
+def test_postgres_tuning(small):
+    s, z = small
+    text = render.render_postgres_tuning(s, z)
+    assert "listen_addresses = 'localhost'" in text
+    assert f"max_connections = {z.postgres.max_connections}" in text
+    assert f"shared_buffers = {z.postgres.shared_buffers}MB" in text
+    f = render.server_files(s, z, "x")["postgresql-tuning"]
+    assert f.path == "/etc/postgresql/16/main/conf.d/90-odoo-pulumi.conf"
+
+
+def test_render_is_deterministic(small):
+    s, z = small
+    assert render.server_files(s, z, "h") == render.server_files(s, z, "h")
+
+
+def test_render_cli_writes_the_tree(tmp_path):
+    """The operator's dry run: every file at its absolute path, secret as a placeholder."""
+    out = subprocess.run([sys.executable, "-m", "components.render", "--stack", "large", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    conf_path = tmp_path / "etc/odoo/odoo.conf"
+    assert str(conf_path) in out.stdout
+    text = conf_path.read_text()
+    assert f"admin_passwd = {render.SECRET_PLACEHOLDER}" in text
+    assert oct(conf_path.stat().st_mode & 0o777) == "0o640"
+    for rel in ("etc/systemd/system/odoo.service", "etc/nginx/sites-available/odoo",
+                "etc/nginx/sites-available/odoo-acme", "etc/postgresql/16/main/conf.d/90-odoo-pulumi.conf"):
+        assert (tmp_path / rel).is_file(), rel
+    bad = subprocess.run([sys.executable, "-m", "components.render", "--stack", "nope", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "stacks: large" in bad.stderr

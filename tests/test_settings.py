@@ -1,0 +1,123 @@
+"""Bad input stops everything before a resource exists, with one message that names
+the setting, the value and what is allowed."""
+
+import pytest
+
+from components.settings import (SettingsError, declared_config, load_settings, read_stack_file)
+
+SECRETS = {"adminPassword", "sshPrivateKey"}
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests operator@test"
+
+
+def host_raw(**over):
+    raw = {"users": 15, "target": "host", "host": "10.0.0.5"}
+    raw.update(over)
+    return raw
+
+
+def aws_raw(**over):
+    raw = {"users": 15, "target": "aws", "sshPublicKey": KEY, "adminCidrs": ["203.0.113.0/24"]}
+    raw.update(over)
+    return raw
+
+
+def test_stack_files_load():
+    """The shipped stacks are valid: small about 15 users, large about 150."""
+    small = load_settings(read_stack_file("small"), "small", SECRETS)
+    large = load_settings(read_stack_file("large"), "large", SECRETS)
+    assert (small.users, large.users) == (15, 150)
+    assert large.production and not small.production
+
+
+def test_defaults_come_from_pulumi_yaml():
+    """Pulumi.yaml is the one declaration: a key left out takes its declared default."""
+    s = load_settings(host_raw(), "t", SECRETS)
+    d = declared_config()
+    assert s.odoo_version == d["odooVersion"]["default"] == "19.0"
+    assert s.users_per_worker == d["usersPerWorker"]["default"]
+    assert s.port == d["port"]["default"] and s.database == d["database"]["default"]
+
+
+def test_engine_strings_are_coerced():
+    """The engine hands every value over as a string; arrays as JSON."""
+    s = load_settings(host_raw(users="60", firewall="false", addonsPaths='["/opt/addons"]'), "t", SECRETS)
+    assert s.users == 60 and s.firewall is False and s.addons_paths == ("/opt/addons",)
+
+
+@pytest.mark.parametrize(
+    "over, key, allowed",
+    [
+        ({"users": 0}, "users", "allowed 1..576"),
+        ({"users": -3}, "users", "allowed 1..576"),
+        ({"users": "sixty"}, "users", "whole number"),
+        ({"users": "1e9"}, "users", "whole number"),
+        ({"users": 10**9}, "users", "more needs more than one VM"),
+        ({"users": True}, "users", "whole number"),
+        ({"odooVersion": "16.0"}, "odooVersion", "17.0, 18.0, 19.0"),
+        ({"odooSource": "pip"}, "odooSource", "deb, git, archive"),
+        ({"domain": "not a domain"}, "domain", "host name"),
+        ({"domain": "erp.example.com", "letsencryptEmail": "nobody"}, "letsencryptEmail", "e-mail"),
+        ({"domain": "erp.example.com"}, "letsencryptEmail", "required with domain"),
+        ({"instanceType": "x1.huge"}, "instanceType", "allowed: t3.small"),
+        ({"instanceType": "t3.small", "users": 150}, "users", "too small"),
+        ({"port": 70000}, "port", "1..65535"),
+        ({"database": "Odoo-Prod"}, "database", "lowercase"),
+        ({"timezone": "Mars/Olympus Mons"}, "timezone", "Area/City"),
+        ({"addonsPaths": ["relative/path"]}, "addonsPaths", "absolute path"),
+        ({"addonsPaths": "not json"}, "addonsPaths", "list of strings"),
+        ({"firewall": "maybe"}, "firewall", "true or false"),
+        ({"postgresVersion": 12}, "postgresVersion", "15, 16, 17"),
+        ({"target": "gcp"}, "target", "aws, host"),
+        ({"host": ""}, "host", "required with target=host"),
+        ({"odooSource": "archive"}, "odooArchive", "required with odooSource=archive"),
+        ({"odooSource": "archive", "odooArchive": "/nonexistent/odoo.tar.gz"}, "odooArchive", "no such file"),
+        ({"usersPerWorker": 0}, "usersPerWorker", "1..50"),
+        ({"backupDestination": "relative"}, "backupDestination", "absolute directory"),
+    ],
+)
+def test_bad_value_names_key_value_and_allowed(over, key, allowed):
+    with pytest.raises(SettingsError) as e:
+        load_settings(host_raw(**over), "t", SECRETS)
+    msg = str(e.value)
+    assert f"setting {key}" in msg and allowed in msg, msg
+
+
+@pytest.mark.parametrize(
+    "over, key, allowed",
+    [
+        ({"sshPublicKey": ""}, "sshPublicKey", "required with target=aws"),
+        ({"sshPublicKey": "hello"}, "sshPublicKey", "OpenSSH public key"),
+        ({"adminCidrs": []}, "adminCidrs", "allowSshFromAnywhere"),
+        ({"adminCidrs": ["300.1.1.1/8"]}, "adminCidrs", "CIDR"),
+        ({"ami": "ubuntu"}, "ami", "AMI id"),
+        ({"hostedZoneId": "Z123"}, "hostedZoneId", "needs a domain"),
+        ({"dataVolumeGiB": 5}, "dataVolumeGiB", "10..16384"),
+    ],
+)
+def test_bad_aws_values(over, key, allowed):
+    with pytest.raises(SettingsError) as e:
+        load_settings(aws_raw(**over), "t", SECRETS)
+    assert f"setting {key}" in str(e.value) and allowed in str(e.value), str(e.value)
+
+
+def test_unknown_key_is_a_typo_not_ignored():
+    """`user: 60` instead of `users: 60` must not silently deploy the default."""
+    with pytest.raises(SettingsError, match="unknown setting.*user in stack.*allowed: .*users"):
+        load_settings(host_raw(user=60), "t", SECRETS)
+
+
+def test_missing_users_is_required():
+    raw = host_raw()
+    del raw["users"]
+    with pytest.raises(SettingsError, match="setting users is required"):
+        load_settings(raw, "t", SECRETS)
+
+
+def test_missing_or_plain_secrets():
+    """The admin password must exist and be a secret, never a plain value."""
+    with pytest.raises(SettingsError, match="adminPassword is required and must be a secret"):
+        load_settings(host_raw(), "t", {"sshPrivateKey"})
+    with pytest.raises(SettingsError, match="adminPassword must be stored as a secret"):
+        load_settings(host_raw(adminPassword="hunter2"), "t", SECRETS)
+    ok = load_settings(host_raw(adminPassword={"secure": "v1:abc"}), "t", SECRETS)
+    assert not hasattr(ok, "admin_password")  # secrets never enter Settings
