@@ -1,0 +1,82 @@
+"""odoo-pulumi: read the stack's settings, size the server, build it, export what an
+operator needs. Only wiring lives here; decisions live in components/."""
+
+import pulumi
+
+from components import render
+from components.settings import PROJECT, SECRET_KEYS, SettingsError, declared_config, load_settings, sizing_for
+
+
+def read_stack_config() -> tuple[dict, set[str]]:
+    """The project's config as the engine hands it over (strings), and which secret
+    keys are present. Secret values stay in Outputs and never reach the settings."""
+    everything = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
+    raw, secrets = {}, set()
+    for full_key, value in everything.items():
+        ns, _, key = full_key.partition(":")
+        if ns != PROJECT:
+            continue
+        if key in SECRET_KEYS:
+            if not pulumi.runtime.is_config_secret(full_key) and key not in _env_secret_keys():
+                raw[key] = str(value)  # plain text: load_settings refuses it by name
+            secrets.add(key)
+        else:
+            raw[key] = value
+    return raw, secrets
+
+
+def _env_secret_keys() -> set[str]:
+    return {k.partition(":")[2] for k in pulumi.runtime.config.get_config_secret_keys_env()}
+
+
+raw, secrets_present = read_stack_config()
+try:
+    settings = load_settings(raw, pulumi.get_stack(), secrets_present)
+except SettingsError as e:
+    raise pulumi.RunError(str(e)) from None
+sizing = sizing_for(settings)
+
+config = pulumi.Config()
+admin_password = config.require_secret("adminPassword")
+private_key = config.require_secret("sshPrivateKey")
+files = pulumi.Output.secret(
+    admin_password.apply(
+        lambda pw: render.server_files(settings, sizing, render.admin_passwd_hash(pw, settings.stack))
+    )
+)
+
+from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402
+
+if settings.target == "aws":
+    from components.aws_server import AwsServer, AwsServerArgs
+
+    server = AwsServer("server", AwsServerArgs(settings=settings, sizing=sizing))
+    host = server.public_ip
+    provisioning = Provisioning(
+        "odoo",
+        ProvisioningArgs(
+            host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
+            data_volume_id=server.data_volume_id, depends_on=[server],
+        ),
+    )
+    pulumi.export("instance_id", server.instance_id)
+else:
+    host = pulumi.Output.from_input(settings.host)
+    provisioning = Provisioning(
+        "odoo",
+        ProvisioningArgs(host=host, settings=settings, sizing=sizing, files=files, private_key=private_key),
+    )
+
+ssh = host.apply(
+    lambda ip: f"ssh -i <your key> -p {settings.port} {settings.ssh_user}@{ip}"
+    if settings.port != 22 else f"ssh -i <your key> {settings.ssh_user}@{ip}"
+)
+pulumi.export("url", settings.url or host.apply(lambda ip: f"http://{ip}"))
+pulumi.export("public_ip", host)
+pulumi.export("ssh_command", ssh)
+pulumi.export("logs_command", ssh.apply(lambda c: f"{c} sudo journalctl -u odoo -f"))
+pulumi.export("instance_type", sizing.instance_type if settings.target == "aws" else "(existing host)")
+pulumi.export("workers", sizing.workers)
+pulumi.export("max_cron_threads", sizing.max_cron_threads)
+pulumi.export("sizing", sizing.summary)
+pulumi.export("odoo_version", settings.odoo_version)
