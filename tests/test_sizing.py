@@ -140,3 +140,18 @@ def test_cli_table_and_json():
     bad = subprocess.run([sys.executable, "-m", "components.sizing", "--users", "100000"],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "more than one VM" in bad.stderr
+
+
+def test_readme_table_matches_the_code():
+    """The README's table is what the code computes, row by row."""
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| (\d+) \| (\d+) \+ (\d+) \| (\S+) \((\d+), (\d+) GiB, (\S+)\) \| (\d+) MiB \| "
+                      r"(\d+) / (\d+) MiB \| (\d+) \| (\d+)/(\d+) MiB \| (\d+) \|$", readme, re.M)
+    assert [int(r[0]) for r in rows] == [5, 15, 30, 60, 150, 300]
+    for r in rows:
+        z = sizing.size(int(r[0]))
+        assert r[1:] == (str(z.workers), str(z.max_cron_threads), z.instance_type, str(z.vcpus),
+                         str(z.memory_mib // 1024), z.arch, str(z.odoo_memory_mib),
+                         str(z.postgres_memory_mib), str(z.postgres.shared_buffers),
+                         str(z.postgres.max_connections), str(z.limit_memory_soft >> 20),
+                         str(z.limit_memory_hard >> 20), f"{z.monthly_usd:.0f}"), r[0]
