@@ -76,7 +76,7 @@ def test_instance_replaced_by_new_ami_fails_and_explains():
     assert hs[0] == '[DANGER] REPLACE the Odoo server (EC2 instance): aws:ec2/instance:Instance "small-server"'
     assert f"urn: {INSTANCE_URN}" in r.stdout
     assert "because these inputs changed: ami" in r.stdout
-    assert "pin `ami`" in r.stdout
+    assert "`odoo-pulumi:ami` in the stack file" in r.stdout
     # The attachment follows the instance: reported, but only as a warning.
     assert hs[1].startswith('[warning] REPLACE the data volume attachment')
     assert len(hs) == 2  # the replaced restart command is fine and not listed
