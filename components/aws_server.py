@@ -1,0 +1,417 @@
+"""The AWS target: one EC2 instance sized for the office, its data on a volume that outlives it.
+
+`AwsServer` builds everything the server needs on AWS: the Ubuntu 24.04 AMI lookup, a
+security group (HTTP/HTTPS from the world, SSH from the admins only), a key pair, an
+IAM role for Session Manager, the instance (IMDSv2, encrypted gp3 root), a separate
+encrypted data volume kept even by `pulumi destroy`, an Elastic IP and, with a hosted
+zone, the DNS record.
+
+Resizing must keep the data. Every input that changes with `users` (the instance type,
+tags) is updated in place by AWS (stop, modify, start); the data volume and its
+attachment never depend on `users`. `tests/test_resize_safety.py` proves it.
+
+The pure helpers (`ingress_plan`, `pick_subnet`, `check_architecture`, ...) hold the
+decisions so that they can be tested without Pulumi; the component only wires them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.instance_types import BY_NAME
+from components.settings import PROJECT, Settings
+from components.sizing import Sizing
+
+TYPE_TOKEN = "odoo:aws:Server"
+
+CANONICAL_OWNER = "099720109477"  # Canonical's AWS account, the publisher of Ubuntu AMIs
+UBUNTU_ARCH = {"x86_64": "amd64", "arm64": "arm64"}  # EC2 architecture -> Ubuntu's name
+AMI_USER = "ubuntu"  # the login user of Canonical's images
+
+DATA_DEVICE = "/dev/sdf"  # appears as an NVMe device whose serial is the volume id
+SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+WORLD_IPV4, WORLD_IPV6 = "0.0.0.0/0", "::/0"
+PUBLIC_PORTS = {"http": 80, "https": 443}
+SSH_PORT = 22
+# EC2 states in which an instance still holds its root volume (and so its AMI).
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+# The instance inputs Pulumi must never act on after creation:
+# - ami: a newer Ubuntu image published by Canonical must not replace a running server;
+# - key_name: the key pair is read once at first boot; rotating `sshPublicKey` replaces
+#   the key pair (new name) and would otherwise replace the instance.
+INSTANCE_IGNORE_CHANGES = ["ami", "key_name"]
+
+
+class ArchitectureChangeError(ValueError):
+    """The sizing asks for a CPU architecture the existing instance cannot switch to."""
+
+
+# --- pure decisions ------------------------------------------------------------------------
+
+
+def ami_name_pattern(arch: str) -> str:
+    """Canonical's name pattern for Ubuntu 24.04 LTS server images on gp3 for `arch`."""
+    if arch not in UBUNTU_ARCH:
+        raise ValueError(f"arch {arch!r} has no Ubuntu image; allowed: {', '.join(UBUNTU_ARCH)}")
+    return f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{UBUNTU_ARCH[arch]}-server-*"
+
+
+def ami_filters(arch: str) -> list[dict]:
+    """The filters of the AMI lookup: name, hvm, and the EC2 architecture of the type."""
+    return [
+        {"name": "name", "values": [ami_name_pattern(arch)]},
+        {"name": "virtualization-type", "values": ["hvm"]},
+        {"name": "architecture", "values": [arch]},
+    ]
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    """One inbound rule: a TCP port from one CIDR block (IPv4 or IPv6)."""
+
+    key: str  # suffix of the logical name; stable for a given (port, cidr)
+    port: int
+    cidr: str
+    ipv6: bool
+    description: str
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "-", text)
+
+
+def ingress_plan(settings: Settings) -> list[IngressRule]:
+    """Every inbound rule of the server: 80/443 from the world, 22 from the admins.
+
+    Nothing else is ever opened: PostgreSQL (5432) and Odoo's own ports (8069, 8072)
+    listen on localhost behind Nginx. With `allowSshFromAnywhere` SSH is open to the
+    world instead of the admin CIDRs (the component warns).
+    """
+    rules: list[IngressRule] = []
+    for label, port in PUBLIC_PORTS.items():
+        rules.append(IngressRule(f"{label}-ipv4", port, WORLD_IPV4, False, f"{label.upper()} from anywhere"))
+        rules.append(IngressRule(f"{label}-ipv6", port, WORLD_IPV6, True, f"{label.upper()} from anywhere"))
+    if settings.allow_ssh_from_anywhere:
+        rules.append(IngressRule("ssh-world-ipv4", SSH_PORT, WORLD_IPV4, False, "SSH from anywhere (allowSshFromAnywhere)"))
+        rules.append(IngressRule("ssh-world-ipv6", SSH_PORT, WORLD_IPV6, True, "SSH from anywhere (allowSshFromAnywhere)"))
+        return rules
+    seen: set[str] = set()
+    for raw in settings.admin_cidrs:
+        net = ipaddress.ip_network(raw, strict=False)  # AWS wants the network address
+        cidr = str(net)
+        if cidr in seen:
+            continue
+        seen.add(cidr)
+        if net.prefixlen == 0:
+            raise ValueError(
+                f"adminCidrs entry {raw!r} is the whole Internet; set allowSshFromAnywhere: true "
+                "if that is really meant"
+            )
+        rules.append(IngressRule(f"ssh-{_slug(cidr)}", SSH_PORT, cidr, net.version == 6, f"SSH from admin {cidr}"))
+    return rules
+
+
+def pick_subnet(subnets: Iterable[tuple[str, str]]) -> tuple[str, str]:
+    """The subnet (id, availability zone) to use among candidates: the first AZ by name.
+
+    Sorting by zone name then id keeps the choice stable when AWS adds zones or subnets
+    later (new zones get later letters), so the instance and its data volume stay put.
+    """
+    ordered = sorted(subnets, key=lambda s: (s[1], s[0]))
+    if not ordered:
+        raise ValueError("no public subnet found in the VPC; set subnetId (and vpcId) in the stack")
+    return ordered[0]
+
+
+def check_architecture(existing: Sequence[tuple[str, str, str]], sizing: Sizing) -> None:
+    """Refuse a sizing whose architecture differs from the running instance's.
+
+    `existing` lists (instance id, type, architecture) of this stack's live instances.
+    The AMI is ignored after creation, so switching e.g. arm64 -> x86_64 would try to
+    run an arm64 image on an x86 type: AWS refuses the modification and leaves the
+    instance stopped. The fix is to keep the architecture: set `arch` in the stack.
+    """
+    for instance_id, instance_type, arch in existing:
+        if arch and arch != sizing.arch:
+            raise ArchitectureChangeError(
+                f"the stack's instance {instance_id} is {instance_type} ({arch}) but the sizing now picks "
+                f"{sizing.instance_type} ({sizing.arch}). An instance cannot change architecture in place "
+                f"(its Ubuntu image is {arch}). Set `pulumi config set arch {arch}` to stay on {arch} "
+                f"(recommended for every production stack), or migrate to a new server deliberately."
+            )
+
+
+def base_tags(settings: Settings) -> dict[str, str]:
+    """Tags every resource of the server carries."""
+    return {"Project": PROJECT, "Stack": settings.stack, "ManagedBy": "pulumi"}
+
+
+def instance_tags(settings: Settings, sizing: Sizing) -> dict[str, str]:
+    """The instance's tags; the policy pack reads Users/UsersPerWorker to check the type."""
+    return {
+        **base_tags(settings),
+        "Name": f"odoo-{settings.stack}",
+        "Role": "odoo",
+        "Users": str(sizing.users),
+        "UsersPerWorker": str(sizing.users_per_worker),
+        "Workers": str(sizing.workers),
+        "Arch": sizing.arch,
+    }
+
+
+def assume_role_policy() -> str:
+    """Trust policy letting EC2 instances take the role."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "ec2.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }],
+    })
+
+
+# --- the component -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AwsServerArgs:
+    """What the AWS server is built from: the validated settings and their sizing."""
+
+    settings: Settings
+    sizing: Sizing
+
+    def __post_init__(self) -> None:
+        s, z = self.settings, self.sizing
+        if s.target != "aws":
+            raise ValueError(f"AwsServer needs target=aws (stack {s.stack!r} has target={s.target!r})")
+        if not s.ssh_public_key:
+            raise ValueError("AwsServer needs sshPublicKey (the public half of sshPrivateKey)")
+        if z.users != s.users:
+            raise ValueError(f"sizing is for {z.users} users but the settings say {s.users}")
+        if z.arch not in UBUNTU_ARCH:
+            raise ValueError(f"sizing picked arch {z.arch!r}; Ubuntu images exist for {', '.join(UBUNTU_ARCH)}")
+
+
+class AwsServer(pulumi.ComponentResource):
+    """The EC2 server of one stack, with its data volume, address and DNS record."""
+
+    role: aws.iam.Role
+    security_group: aws.ec2.SecurityGroup
+    instance: aws.ec2.Instance
+    data_volume: aws.ebs.Volume
+    eip: aws.ec2.Eip
+    public_ip: pulumi.Output[str]
+    instance_id: pulumi.Output[str]
+    instance_type: pulumi.Output[str]
+    data_volume_id: pulumi.Output[str]
+    url: pulumi.Output[str]
+    ssh_command: pulumi.Output[str]
+    logs_command: pulumi.Output[str]
+    workers: int
+    sizing_summary: str
+
+    def __init__(self, name: str, args: AwsServerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        s, z = args.settings, args.sizing
+        child = pulumi.ResourceOptions(parent=self)
+        invoke = pulumi.InvokeOptions(parent=self)
+        tags = base_tags(s)
+
+        # Look before acting: an existing instance of another architecture stops here.
+        check_architecture(self._existing_instances(s, invoke), z)
+
+        ami_id = s.ami or aws.ec2.get_ami(
+            owners=[CANONICAL_OWNER], most_recent=True, filters=ami_filters(z.arch), opts=invoke
+        ).id
+        vpc_id, subnet_id, zone = self._network(s, invoke)
+
+        # --- firewall ---------------------------------------------------------------------
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg",
+            # The description forces replacement when it changes: keep it constant.
+            description="odoo-pulumi server: HTTP/HTTPS from anywhere, SSH from admins",
+            vpc_id=vpc_id,
+            tags={**tags, "Name": f"odoo-{s.stack}"},
+            opts=child,
+        )
+        if s.allow_ssh_from_anywhere:
+            pulumi.log.warn(
+                "allowSshFromAnywhere is true: SSH (port 22) is open to 0.0.0.0/0 and ::/0. "
+                "List your addresses in adminCidrs and turn it off.",
+                resource=self,
+            )
+        for rule in ingress_plan(s):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-{rule.key}",
+                security_group_id=self.security_group.id,
+                ip_protocol="tcp",
+                from_port=rule.port,
+                to_port=rule.port,
+                cidr_ipv6=rule.cidr if rule.ipv6 else None,
+                cidr_ipv4=None if rule.ipv6 else rule.cidr,
+                description=rule.description,
+                tags=tags,
+                opts=child,
+            )
+        for key, cidr, ipv6 in (("egress-ipv4", WORLD_IPV4, False), ("egress-ipv6", WORLD_IPV6, True)):
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-{key}",
+                security_group_id=self.security_group.id,
+                ip_protocol="-1",
+                cidr_ipv6=cidr if ipv6 else None,
+                cidr_ipv4=None if ipv6 else cidr,
+                description="all outbound (apt, Let's Encrypt, S3, mail)",
+                tags=tags,
+                opts=child,
+            )
+
+        # --- identity -----------------------------------------------------------------------
+        key = aws.ec2.KeyPair(f"{name}-key", public_key=s.ssh_public_key, tags=tags, opts=child)
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=assume_role_policy(),
+            description=f"odoo-pulumi {s.stack}: the server's identity (Session Manager, backups)",
+            tags=tags,
+            opts=child,
+        )
+        ssm = aws.iam.RolePolicyAttachment(
+            f"{name}-ssm", role=self.role.name, policy_arn=SSM_POLICY_ARN, opts=child
+        )
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, tags=tags, opts=child)
+
+        # --- the instance ------------------------------------------------------------------
+        self.instance = aws.ec2.Instance(
+            f"{name}-instance",
+            ami=ami_id,
+            instance_type=z.instance_type,
+            subnet_id=subnet_id,
+            vpc_security_group_ids=[self.security_group.id],
+            key_name=key.key_name,
+            iam_instance_profile=profile.name,
+            metadata_options=aws.ec2.InstanceMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
+            ),
+            root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
+                volume_type="gp3", volume_size=s.root_volume_gib, encrypted=True, delete_on_termination=True,
+                tags={**tags, "Name": f"odoo-{s.stack}-root", "Role": "root"},
+            ),
+            disable_api_termination=s.production,
+            instance_initiated_shutdown_behavior="stop",
+            tags=instance_tags(s, z),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=INSTANCE_IGNORE_CHANGES, depends_on=[ssm]),
+        )
+
+        # --- the data: its own volume, in the subnet's zone, never deleted by Pulumi --------
+        self.data_volume = aws.ebs.Volume(
+            f"{name}-data",
+            availability_zone=zone,
+            size=s.data_volume_gib,
+            type="gp3",
+            encrypted=True,
+            tags={**tags, "Name": f"odoo-{s.stack}-data", "Role": "data"},
+            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+        )
+        attachment = aws.ec2.VolumeAttachment(
+            f"{name}-data-attachment",
+            device_name=DATA_DEVICE,
+            volume_id=self.data_volume.id,
+            instance_id=self.instance.id,
+            stop_instance_before_detaching=True,
+            opts=child,
+        )
+
+        # --- a stable address ---------------------------------------------------------------
+        self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={**tags, "Name": f"odoo-{s.stack}"}, opts=child)
+        association = aws.ec2.EipAssociation(
+            f"{name}-eip-association", allocation_id=self.eip.allocation_id, instance_id=self.instance.id, opts=child
+        )
+        if s.hosted_zone_id and s.domain:
+            aws.route53.Record(
+                f"{name}-dns",
+                zone_id=s.hosted_zone_id,
+                name=s.domain,
+                type="A",
+                ttl=300,
+                records=[self.eip.public_ip],
+                opts=child,
+            )
+
+        # --- outputs ------------------------------------------------------------------------
+        # The address resolves only once it is associated and the data volume attached, so
+        # whatever connects to it (provisioning) waits for both.
+        self.public_ip = pulumi.Output.all(self.eip.public_ip, association.id, attachment.id).apply(lambda v: v[0])
+        self.instance_id = self.instance.id
+        self.instance_type = self.instance.instance_type
+        self.data_volume_id = self.data_volume.id
+        self.url = pulumi.Output.from_input(s.url) if s.url else self.public_ip.apply(lambda ip: f"http://{ip}")
+        ssh = self.public_ip.apply(lambda ip: f"ssh -i <your key> {AMI_USER}@{ip}")
+        self.ssh_command = ssh
+        self.logs_command = ssh.apply(lambda c: f"{c} sudo journalctl -u odoo -f")
+        self.workers = z.workers
+        self.sizing_summary = z.summary
+        self.register_outputs({
+            "public_ip": self.public_ip,
+            "instance_id": self.instance_id,
+            "instance_type": self.instance_type,
+            "data_volume_id": self.data_volume_id,
+            "url": self.url,
+            "ssh_command": self.ssh_command,
+            "logs_command": self.logs_command,
+            "workers": self.workers,
+            "sizing_summary": self.sizing_summary,
+        })
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _existing_instances(s: Settings, invoke: pulumi.InvokeOptions) -> list[tuple[str, str, str]]:
+        """(id, type, architecture) of this stack's live instances, found by their tags."""
+        found = aws.ec2.get_instances(
+            instance_tags=base_tags(s), instance_state_names=LIVE_STATES, opts=invoke
+        )
+        out = []
+        for instance_id in sorted(found.ids or []):
+            itype = aws.ec2.get_instance(instance_id=instance_id, opts=invoke).instance_type
+            known = BY_NAME.get(itype)
+            if known is not None:
+                arch = known.arch
+            else:  # a type set outside the catalogue (by hand): ask AWS
+                archs = aws.ec2.get_instance_type(instance_type=itype, opts=invoke).supported_architectures
+                arch = next((a for a in archs if a in UBUNTU_ARCH), archs[0] if archs else "")
+            out.append((instance_id, itype, arch))
+        return out
+
+    @staticmethod
+    def _network(s: Settings, invoke: pulumi.InvokeOptions) -> tuple[str, str, str]:
+        """(vpc id, subnet id, availability zone): the stack's pins, else the default VPC."""
+        if s.subnet_id:
+            sub = aws.ec2.get_subnet(id=s.subnet_id, opts=invoke)
+            if s.vpc_id and sub.vpc_id != s.vpc_id:
+                raise ValueError(f"subnetId {s.subnet_id} is in {sub.vpc_id}, not in vpcId {s.vpc_id}")
+            return sub.vpc_id, sub.id, sub.availability_zone
+        vpc_id = s.vpc_id or aws.ec2.get_vpc(default=True, opts=invoke).id
+        ids = aws.ec2.get_subnets(
+            filters=[
+                {"name": "vpc-id", "values": [vpc_id]},
+                {"name": "map-public-ip-on-launch", "values": ["true"]},
+            ],
+            opts=invoke,
+        ).ids
+        candidates = []
+        for subnet_id in ids or []:
+            sub = aws.ec2.get_subnet(id=subnet_id, opts=invoke)
+            candidates.append((sub.id, sub.availability_zone))
+        try:
+            subnet_id, zone = pick_subnet(candidates)
+        except ValueError as e:
+            raise ValueError(f"VPC {vpc_id}: {e}") from None
+        return vpc_id, subnet_id, zone
