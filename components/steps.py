@@ -88,12 +88,18 @@ def plan(s: Settings) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def step_is_secret(step: Step) -> bool:
-    """Whether the step's script (and so its stdin, logs and outputs) must stay secret.
+def step_embeds_secret(step: Step) -> bool:
+    """Whether the step writes a secret file: its output is then logged nowhere."""
+    return any(k in SECRET_FILE_KEYS for k in step.embeds)
 
-    `health` carries a fingerprint of every other script, secret ones included.
+
+def step_is_secret(step: Step) -> bool:
+    """Whether the step's script (its stdin) must be a secret Output.
+
+    `health` carries a fingerprint of every other script, secret ones included, but
+    prints nothing secret: its stdin is secret, its logs are not.
     """
-    return step.name == "health" or any(k in SECRET_FILE_KEYS for k in step.embeds)
+    return step.name == "health" or step_embeds_secret(step)
 
 
 def create_command(s: Settings) -> str:
