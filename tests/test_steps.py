@@ -1,0 +1,286 @@
+"""The provisioning plan without Pulumi: graph, embedded files, secrets, change scoping.
+
+The scripts are checked as text here (what each embeds and nothing else) and by bash
+and shellcheck (syntax); tests/remote/ runs them on a real server.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from components import steps
+from components.render import admin_passwd_hash, server_files
+from components.settings import sizing_for
+from tests.conftest import host_settings, stack_settings
+
+ADMIN = "correct horse battery staple"
+HASH = admin_passwd_hash(ADMIN, "test")
+SHA = "0123456789abcdef" * 4
+VOLUME = "vol-0123456789abcdef0"
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    path = tmp_path_factory.mktemp("odoo") / "odoo-19.0.tar.gz"
+    path.write_bytes(b"not really a tarball")
+    return str(path)
+
+
+def host(archive=None, **over):
+    if archive:
+        over = {"odooSource": "archive", "odooArchive": archive, **over}
+    return host_settings(**over)
+
+
+def aws(**over):
+    return stack_settings("small", **over)
+
+
+def render(s, admin_hash=HASH, host_addr="203.0.113.10"):
+    files = server_files(s, sizing_for(s), admin_hash)
+    return steps.render_scripts(
+        s, files, host=host_addr,
+        archive_sha256=SHA if s.odoo_source == "archive" else None,
+        data_volume_id=VOLUME if s.target == "aws" else None,
+    )
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+# --- the graph -------------------------------------------------------------------------
+
+def test_plan_order_respects_every_dependency():
+    """Steps run in plan order in the e2e test: each must come after what it depends on."""
+    for s in (host_settings(), aws()):
+        seen: set[str] = set()
+        for step in steps.plan(s):
+            assert set(step.depends_on) <= seen, f"{step.name} comes before {set(step.depends_on) - seen}"
+            seen.add(step.name)
+
+
+def test_host_plan_has_no_data_volume_and_aws_mounts_it_before_data():
+    """The EBS volume exists only on AWS, and PostgreSQL and Odoo's data must land on it."""
+    host_names = [st.name for st in steps.plan(host_settings())]
+    assert host_names == ["wait", "base", "postgresql", "odoo-install", "odoo-config", "nginx", "health"]
+    by_name = {st.name: st for st in steps.plan(aws())}
+    assert "data-volume" in by_name["postgresql"].depends_on
+    assert "data-volume" in by_name["odoo-install"].depends_on
+    assert by_name["data-volume"].depends_on == ("wait",)
+
+
+def test_independent_steps_can_run_in_parallel():
+    """Nginx waits only for the base packages, not for PostgreSQL or Odoo."""
+    by_name = {st.name: st for st in steps.plan(host_settings())}
+    assert by_name["nginx"].depends_on == ("base",)
+    assert set(by_name["health"].depends_on) == {"odoo-config", "nginx"}
+    assert set(by_name["odoo-config"].depends_on) == {"postgresql", "odoo-install"}
+
+
+def test_each_step_embeds_its_own_files():
+    """Which server file lands in which step's script (and in no other)."""
+    s = host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")
+    files = server_files(s, sizing_for(s), HASH)
+    scripts = render(s)
+    owners = {st.name: st.embeds for st in steps.plan(s)}
+    assert owners["postgresql"] == ("postgresql-tuning",)
+    assert owners["odoo-config"] == ("odoo.conf", "odoo.service")
+    assert owners["nginx"] == ("nginx-site", "nginx-site-acme")
+    for key, f in files.items():
+        holders = [name for name, script in scripts.items() if b64(f.content) in script]
+        owner = [name for name, embeds in owners.items() if key in embeds]
+        assert holders == owner, f"{key} is embedded in {holders}, expected {owner}"
+
+
+# --- secrets ---------------------------------------------------------------------------
+
+def test_no_command_string_holds_anything_secret():
+    """Commands appear in Pulumi's errors and state in clear: only fixed text there."""
+    for s in (host_settings(), aws(), host_settings(keepDataOnDestroy=False), host_settings(sshUser="root")):
+        for step in steps.plan(s):
+            for cmd in (steps.create_command(s), steps.delete_command(step, s)):
+                if cmd is None:
+                    continue
+                assert ADMIN not in cmd and HASH not in cmd and "pbkdf2" not in cmd
+                assert len(cmd) < 400
+        assert steps.create_command(s) in ("sudo -n bash -s", "bash -s")
+
+
+def test_secret_file_only_in_secret_steps():
+    """odoo.conf (with the master password hash) rides only in steps whose stdin is secret."""
+    s = host_settings()
+    scripts = render(s)
+    conf = server_files(s, sizing_for(s), HASH)["odoo.conf"]
+    assert conf.secret
+    for step in steps.plan(s):
+        if b64(conf.content) in scripts[step.name]:
+            assert steps.step_is_secret(step) and steps.step_embeds_secret(step)
+    assert not any(HASH in script for script in scripts.values()), "the hash must travel base64-encoded only"
+
+
+def test_a_secret_file_in_a_public_step_is_refused():
+    """If render marked another file secret, the plan must not ship it in a logged step."""
+    s = host_settings()
+    files = dict(server_files(s, sizing_for(s), HASH))
+    f = files["nginx-site"]
+    files["nginx-site"] = type(f)(f.path, f.content, f.owner, f.group, f.mode, True)
+    with pytest.raises(ValueError, match="secret"):
+        steps.render_scripts(s, files, host="x")
+
+
+def test_scripts_never_print_file_contents():
+    """put_file takes contents from variables; no script echoes or cats a decoded file."""
+    for name, script in render(host_settings()).items():
+        assert "set -x" not in script
+        for line in script.splitlines():
+            if "base64 -d" in line:
+                assert ">" in line and "echo" not in line
+
+
+# --- change scoping ----------------------------------------------------------------------
+
+def test_users_change_touches_only_odoo_config_and_health():
+    """A users change that only rewrites odoo.conf re-runs odoo-config and the health check, nothing else."""
+    a, b = render(host_settings(users=15)), render(host_settings(users=16))
+    assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
+
+
+@pytest.mark.parametrize("users", [(10, 20), (30, 60), (5, 6)])
+def test_script_changes_follow_file_changes(users):
+    """Steps re-run only when a file they embed changed: scripts without files never move with users."""
+    s0, s1 = host_settings(users=users[0]), host_settings(users=users[1])
+    f0, f1 = server_files(s0, sizing_for(s0), HASH), server_files(s1, sizing_for(s1), HASH)
+    a, b = render(s0), render(s1)
+    changed_files = {k for k in f0 if f0[k].content != f1[k].content}
+    for step in steps.plan(s0):
+        if step.name == "health":
+            continue
+        expect = bool(set(step.embeds) & changed_files)
+        assert (a[step.name] != b[step.name]) == expect, step.name
+
+
+def test_scripts_are_deterministic():
+    """Same settings, same bytes: Pulumi must see no diff on a second `pulumi up`."""
+    assert render(host_settings()) == render(host_settings())
+
+
+def test_new_archive_reruns_install_and_config_only(archive):
+    """New Odoo code re-runs the install, and odoo-config (which restarts Odoo if the code moved)."""
+    s = host(archive)
+    files = server_files(s, sizing_for(s), HASH)
+    a = steps.render_scripts(s, files, host="h", archive_sha256="a" * 64)
+    b = steps.render_scripts(s, files, host="h", archive_sha256="b" * 64)
+    assert {k for k in a if a[k] != b[k]} == {"odoo-install", "odoo-config", "health"}
+
+
+def test_admin_password_change_reruns_only_odoo_config():
+    """A new master password rewrites odoo.conf only."""
+    a = render(host_settings(), admin_hash=admin_passwd_hash("one", "test"))
+    b = render(host_settings(), admin_hash=admin_passwd_hash("two", "test"))
+    assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
+
+
+# --- what the scripts do -----------------------------------------------------------------
+
+def test_every_script_ends_with_its_changed_line_and_reads_no_stdin():
+    """The result line is the contract with the tests; stdin is the script itself."""
+    for name, script in render(aws()).items():
+        assert script.rstrip().endswith("step_main </dev/null\nfinish")
+        assert f'STEP="{name}"' in script
+        assert "set -Eeuo pipefail" in script
+        assert "trap 'on_error" in script
+
+
+def test_wkhtmltopdf_skip_is_explicit():
+    """installWkhtmltopdf false: no download at all, and the step says it skipped."""
+    off = render(host_settings(installWkhtmltopdf=False))["odoo-install"]
+    on = render(host_settings(installWkhtmltopdf=True))["odoo-install"]
+    assert "wkhtmltopdf skipped" in off and "github.com/wkhtmltopdf" not in off
+    assert "github.com/wkhtmltopdf" in on and "wkhtmltox_0.12.6.1-3" in on
+    assert "967390a759707337b46d1c02452e2bb6b2dc6d59" in on  # jammy amd64 checksum
+
+
+def test_sources_each_install_their_own_way(archive):
+    """deb uses Odoo's nightly repository; git clones the ref; archive checks its hash."""
+    deb = render(host_settings(odooSource="deb", odooVersion="18.0"))["odoo-install"]
+    assert "https://nightly.odoo.com/18.0/nightly/deb/" in deb and "signed-by=/usr/share/keyrings/odoo-archive-keyring.gpg" in deb
+    assert "apt_install odoo" in deb and "python3 -m venv" not in deb
+    git = render(host_settings(odooSource="git", odooGitRef="saas-17.4"))["odoo-install"]
+    assert "ref=saas-17.4" in git and "git -C" in git and "apt_install python3-venv python3-dev build-essential git" in git
+    arc = render(host(archive))["odoo-install"]
+    assert f"sha={SHA}" in arc and "sha256sum --check" in arc
+    assert f"{steps.STAGING_DIR}/odoo-src-{SHA[:16]}.tar.gz" in arc
+
+
+def test_pip_options(archive):
+    """A mirror index and a wheel directory reach pip; a wheel directory alone means offline."""
+    only_links = render(host(archive, pipFindLinks="/srv/wheels"))["odoo-install"]
+    assert "--find-links /srv/wheels --no-index" in only_links
+    both = render(host(archive, pipFindLinks="/srv/wheels", pipIndexUrl="https://pypi.example.com/simple"))["odoo-install"]
+    assert "--index-url https://pypi.example.com/simple --find-links /srv/wheels" in both and "--no-index" not in both
+
+
+def test_firewall_ports_follow_the_ssh_port():
+    """ufw must never lock the operator out: the SSH port in use is always allowed."""
+    script = render(host_settings(port=2222))["base"]
+    assert re.search(r"for port in 80 443 2222; do", script)
+    assert "ufw" not in render(host_settings(firewall=False))["base"].split("step_main() {")[1].replace(
+        "ufw left alone", "")
+
+
+def test_delete_keeps_data_unless_asked():
+    """pulumi destroy on a host target leaves everything unless keepDataOnDestroy is false."""
+    keep = host_settings()
+    assert all(steps.delete_command(st, keep) is None for st in steps.plan(keep))
+    drop = host_settings(keepDataOnDestroy=False)
+    cmds = {st.name: steps.delete_command(st, drop) for st in steps.plan(drop)}
+    assert "dropdb --if-exists odoo" in cmds["odoo-config"]
+    assert "sites-enabled/odoo" in cmds["nginx"]
+    assert cmds["postgresql"] is None and cmds["odoo-install"] is None
+
+
+def test_data_volume_never_formats_a_used_device():
+    """mkfs only after blkid found neither a file system nor a partition table."""
+    script = render(aws())["data-volume"]
+    body = script.split("step_main() {")[1]
+    assert f"volume_id={VOLUME} mnt=/srv/odoo-data" in body
+    mkfs = body.index("mkfs.ext4")
+    assert body.index('if [ -z "$fstype" ]') < mkfs
+    assert body.index("refusing to format") < mkfs
+    assert 'ensure_fstab "$mnt" "UUID=$uuid $mnt $fstype defaults,noatime,nofail 0 2"' in body
+
+
+def test_aws_needs_the_volume_and_archive_needs_its_hash(archive):
+    """Missing inputs fail at render time, not halfway through a deployment."""
+    s = aws()
+    files = server_files(s, sizing_for(s), HASH)
+    with pytest.raises(ValueError, match="volume"):
+        steps.render_scripts(s, files, host="h")
+    s = host(archive)
+    with pytest.raises(ValueError, match="SHA-256"):
+        steps.render_scripts(s, server_files(s, sizing_for(s), HASH), host="h")
+
+
+@pytest.mark.parametrize("variant", ["host", "aws", "deb-domain", "git-wk"])
+def test_scripts_pass_bash_and_shellcheck(variant, tmp_path):
+    """Every rendered script parses, and shellcheck finds no warning in it."""
+    s = {
+        "host": host_settings(addonsPaths=["/srv/a", "/srv/b"]),
+        "aws": aws(),
+        "deb-domain": host_settings(domain="erp.example.com", letsencryptEmail="it@example.com"),
+        "git-wk": host_settings(odooSource="git", installWkhtmltopdf=True, pipIndexUrl="https://p.example.com/simple"),
+    }[variant]
+    for name, script in render(s).items():
+        path = tmp_path / f"{name}.sh"
+        path.write_text(script)
+        r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{name}: {r.stderr}"
+        if shutil.which("shellcheck"):
+            r = subprocess.run(["shellcheck", "-S", "warning", str(path)], capture_output=True, text=True)
+            assert r.returncode == 0, f"{name}:\n{r.stdout}"
