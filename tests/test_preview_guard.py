@@ -1,17 +1,21 @@
-"""Tests for scripts/preview-guard, the check that stops a merge destroying the server.
+"""Tests for scripts/preview-guard, the check that stops a merge destroying the server,
+and for the GitHub workflows that run it.
 
-The script is run as a subprocess, exactly as the GitHub workflows run it, on
-previews recorded by hand in tests/fixtures/preview/ (see the README there) and on
-variants derived from them here.
+The script is run as a subprocess, exactly as the workflows run it, on previews
+recorded by hand in tests/fixtures/preview/ (see the README there) and on variants
+derived from them here. The workflows are read as data and their shell steps run
+locally, since GitHub itself is out of reach from the test machines.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml  # PyYAML comes with the pulumi SDK
 
 ROOT = Path(__file__).resolve().parent.parent
 GUARD = ROOT / "scripts" / "preview-guard"
@@ -303,3 +307,171 @@ def test_fixtures_are_realistic_previews():
     whole = (FIXTURES / "replace-instance-ami.json").read_text()
     cut = (FIXTURES / "truncated.json").read_text()
     assert whole.startswith(cut) and 0 < len(cut) < len(whole)
+
+
+# --- The workflows that run the guard -------------------------------------------------
+# The guard only protects anything if the workflows run it at the right moment and let
+# its exit status fail the job; these tests read the workflows and run their shell.
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def workflow(name):
+    """A workflow as data (PyYAML resolves the anchors deploy.yml uses)."""
+    doc = yaml.safe_load((WORKFLOWS / name).read_text())
+    doc["on"] = doc.pop(True, doc.get("on"))  # YAML 1.1 reads the key `on` as True
+    return doc
+
+
+def step_named(steps, prefix):
+    matches = [s for s in steps if s.get("name", "").startswith(prefix)]
+    assert len(matches) == 1, [s.get("name") for s in steps]
+    return matches[0]
+
+
+def run_step(script, cwd, **env):
+    """Run a workflow `run:` script the way GitHub does (bash -eo pipefail)."""
+    full = {**os.environ, **env}
+    full.pop(OVERRIDE, None)
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          cwd=cwd, env=full, capture_output=True, text=True, timeout=60)
+
+
+def test_preview_workflow_never_gives_secrets_to_forks():
+    """pull_request_target would run with secrets on a fork's code; every job that can
+    reach AWS must also skip pull requests from forks."""
+    wf = workflow("preview.yml")
+    assert list(wf["on"]) == ["pull_request"]
+    assert wf["permissions"] == {}
+    fork_check = "github.event.pull_request.head.repo.full_name == github.repository"
+    for name, job in wf["jobs"].items():
+        assert fork_check in job["if"], name
+    perms = wf["jobs"]["preview"]["permissions"]
+    assert perms == {"contents": "read", "id-token": "write", "pull-requests": "write"}
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_workflows_use_oidc_not_stored_keys(name):
+    """Long-lived AWS keys in secrets are what OIDC replaces: none may be referenced."""
+    text = (WORKFLOWS / name).read_text()
+    assert "aws-access-key-id" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    assert "role-to-assume: ${{ vars.AWS_ROLE_ARN }}" in text
+    assert "cloud-url: ${{ vars.PULUMI_BACKEND_URL }}" in text
+    assert "secrets.PULUMI_CONFIG_PASSPHRASE" in text
+
+
+def test_preview_comments_with_policy_then_guards():
+    """The comment must be posted before the guard can fail the job, so reviewers see it."""
+    steps = workflow("preview.yml")["jobs"]["preview"]["steps"]
+    names = [s.get("name", s.get("uses")) for s in steps]
+    commented = step_named(steps, "Preview ${{ matrix.stack }} (comment")
+    assert commented["uses"].startswith("pulumi/actions@v")
+    w = commented["with"]
+    assert (w["command"], w["comment-on-pr"], w["edit-pr-comment"], w["diff"], w["policyPacks"]) == \
+        ("preview", True, True, True, "policy")
+    guard = step_named(steps, "Fail if the server")
+    assert names.index(commented["name"]) < names.index(guard["name"])
+    assert "scripts/preview-guard" in guard["run"]
+
+
+def test_deploy_guards_before_up_in_every_environment():
+    """Both deploy jobs (staging, production) must run the guard before `pulumi up`, in a
+    per-stack concurrency group that never cancels an update half-way."""
+    wf = workflow("deploy.yml")
+    assert set(wf["on"]) == {"push", "workflow_dispatch"}
+    assert wf["on"]["push"]["branches"] == ["main"]
+    for job_name, env_name in [("staging", "staging"), ("production", "production")]:
+        job = wf["jobs"][job_name]
+        assert job["environment"] == env_name
+        assert job["concurrency"] == {"group": "deploy-${{ matrix.stack }}", "cancel-in-progress": False}
+        assert job["permissions"] == {"contents": "read", "id-token": "write"}
+        names = [s.get("name", s.get("uses")) for s in job["steps"]]
+        guard = step_named(job["steps"], "Refuse to replace")
+        up = step_named(job["steps"], "Deploy ${{ matrix.stack }}")
+        assert up["with"]["command"] == "up" and up["with"]["policyPacks"] == "policy"
+        assert names.index(guard["name"]) < names.index(up["name"])
+    assert "staging" in wf["jobs"]["production"]["needs"]
+    assert "needs.staging.result == 'success'" in wf["jobs"]["production"]["if"]
+    assert OVERRIDE not in (WORKFLOWS / "deploy.yml").read_text()
+    assert OVERRIDE not in (WORKFLOWS / "preview.yml").read_text()
+
+
+@pytest.mark.parametrize("fixture, expected", [("replace-instance-ami.json", 1), ("safe-update.json", 0)])
+def test_guard_step_fails_the_job_and_writes_the_summary(tmp_path, fixture, expected):
+    """The step's own shell must pass the guard's verdict on (a `|| true` would disarm it)."""
+    for wf, job, prefix in [("preview.yml", "preview", "Fail if"), ("deploy.yml", "staging", "Refuse")]:
+        script = step_named(workflow(wf)["jobs"][job]["steps"], prefix)["run"]
+        shutil.copy(FIXTURES / fixture, tmp_path / "preview-small.json")
+        summary = tmp_path / "summary.md"
+        summary.write_text("")
+        r = run_step(script, ROOT, RUNNER_TEMP=str(tmp_path), STACK="small",
+                     GITHUB_STEP_SUMMARY=str(summary), GITHUB_ACTIONS="true")
+        assert r.returncode == expected, (wf, r.stdout, r.stderr)
+        text = summary.read_text()
+        assert text.startswith("### Destructive-change guard: `small`")
+        assert ("[DANGER] REPLACE the Odoo server" in text) == (expected == 1)
+        assert "::error" not in text  # annotations go to the log, not the summary
+
+
+def _list_script(wf, job="stacks"):
+    return step_named(workflow(wf)["jobs"][job]["steps"], "List the stacks")["run"]
+
+
+def _stack_dir(tmp_path, files):
+    (tmp_path / "stacks").mkdir()
+    for name, body in files.items():
+        (tmp_path / "stacks" / f"Pulumi.{name}.yaml").write_text(body)
+    return tmp_path
+
+
+def _outputs(path):
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+STACK_FILES = {
+    "small": "config:\n  odoo-pulumi:users: 15\n",
+    "large": "config:\n  odoo-pulumi:users: 150\n  odoo-pulumi:production: true\n",
+    "local": "config:\n  odoo-pulumi:target: host\n",
+}
+
+
+def test_stack_matrix_comes_from_the_stack_files(tmp_path):
+    """New stacks must be previewed without editing the workflow, and `local` never."""
+    cwd = _stack_dir(tmp_path, STACK_FILES)
+    out = tmp_path / "out"
+    r = run_step(_list_script("preview.yml"), cwd, GITHUB_OUTPUT=str(out), EXCLUDED_STACKS="local")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(_outputs(out)["stacks"]) == ["large", "small"]
+
+
+def test_production_stacks_are_the_ones_marked_in_their_file(tmp_path):
+    """Which stack waits for a reviewer follows `odoo-pulumi:production: true`."""
+    cwd = _stack_dir(tmp_path, {**STACK_FILES, "medium": "config:\n  odoo-pulumi:production: false\n"})
+    out = tmp_path / "out"
+    r = run_step(_list_script("deploy.yml"), cwd, GITHUB_OUTPUT=str(out), EXCLUDED_STACKS="local", ONLY_STACK="")
+    assert r.returncode == 0, r.stderr
+    o = _outputs(out)
+    assert json.loads(o["staging"]) == ["medium", "small"]
+    assert json.loads(o["production"]) == ["large"]
+    # A manual run for one stack deploys only it; an unknown name is an error.
+    out.write_text("")
+    assert run_step(_list_script("deploy.yml"), cwd, GITHUB_OUTPUT=str(out), EXCLUDED_STACKS="local",
+                    ONLY_STACK="large").returncode == 0
+    assert json.loads(_outputs(out)["staging"]) == [] and json.loads(_outputs(out)["production"]) == ["large"]
+    r = run_step(_list_script("deploy.yml"), cwd, GITHUB_OUTPUT=str(out), EXCLUDED_STACKS="local", ONLY_STACK="local")
+    assert r.returncode == 1 and "Unknown stack" in r.stdout
+
+
+@pytest.mark.slow
+def test_actionlint_accepts_the_workflows_and_rejects_a_broken_copy(tmp_path):
+    """scripts/lint-workflows is the only syntax check the workflows get before GitHub runs
+    them: it must pass on ours and fail on a copy with a typo in a step id."""
+    r = subprocess.run([str(ROOT / "scripts" / "lint-workflows")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    broken = tmp_path / "preview.yml"
+    broken.write_text((WORKFLOWS / "preview.yml").read_text()
+                      .replace("steps.versions.outputs.pulumi", "steps.versons.outputs.pulumi"))
+    r = subprocess.run([str(ROOT / "scripts" / "lint-workflows"), str(broken)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode != 0
+    assert 'property "versons" is not defined' in r.stdout + r.stderr
