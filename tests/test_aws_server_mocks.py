@@ -384,3 +384,49 @@ def test_args_refuse_the_host_target():
         AwsServerArgs(host, sizing_for(host))
     with pytest.raises(ValueError, match="sizing is for"):
         AwsServerArgs(small, sizing_for(stack_settings("large")))
+
+
+def test_whole_program_hands_the_server_to_provisioning(monkeypatch):
+    """__main__.py with the small stack: every remote step connects to the Elastic IP and the
+    data-volume step is told the volume id (the contract between AwsServer and Provisioning)."""
+    import json
+    import runpy
+
+    import pulumi
+    from pulumi.runtime.config import set_all_config
+
+    from components.settings import ROOT, read_stack_file
+    from tests.aws_mocks import FakeAws, RecordingMonitor
+
+    def as_config(value):
+        if isinstance(value, (list, dict)):
+            return json.dumps(value)
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    config = {f"odoo-pulumi:{k}": as_config(v) for k, v in read_stack_file("small").items()}
+    config["odoo-pulumi:adminPassword"] = "not-a-real-password"
+    config["odoo-pulumi:sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    monkeypatch.chdir(ROOT)
+    mocks = FakeAws()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack="small", preview=False, monitor=monitor)
+    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:sshPrivateKey"])
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"))
+
+    try:
+        program()
+    finally:
+        set_all_config({}, [])
+
+    types = {o["type"] for o in monitor.options.values()}
+    assert "odoo:aws:Server" in types and "aws:ec2/instance:Instance" in types
+    steps = {n: i for n, i in mocks.inputs.items() if monitor.options[n]["type"] == "command:remote:Command"}
+    assert steps, "provisioning created no remote step"
+    for name, inputs in steps.items():
+        conn = inputs["connection"]
+        conn = conn.get("value", conn)  # secret-wrapped by the SDK
+        assert conn["host"] == EIP_ADDRESS, name
+    assert any("vol-0123456789abcdef0" in json.dumps(i, default=str) for i in steps.values())
