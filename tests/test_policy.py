@@ -25,6 +25,7 @@ import odoo_policies as P  # noqa: E402
 
 from tests.aws_mocks import build, stack_settings  # noqa: E402
 
+UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # the engine's "unknown during preview"
 SSH_OPT_IN = json.dumps({"odoo-pulumi:allowSshFromAnywhere": "true", "aws:region": "eu-west-1"})
 
 
@@ -347,6 +348,11 @@ def test_pack_runs_as_the_engine_starts_it():
                                          "metadataOptions": {"httpTokens": "required"},
                                          "rootBlockDevice": {"encrypted": True}})
             assert [n for n, _ in small] == ["instance-fits-users"]
+            inline = analyze(P.SG, sg_inline("tcp", 8000, 8100, v6=["::/0"]))
+            assert [n for n, _ in inline] == ["no-public-admin-ports"] * 2  # 8069 and 8072
+            # An address unknown until apply is reported as not checkable, never as a pass.
+            unknown = analyze(P.SG_INGRESS_RULE, vpc_rule("tcp", 22, 22, v4=UNKNOWN_STRING))
+            assert [n for n, m in unknown if "during preview" in m] == ["no-public-admin-ports"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
