@@ -214,9 +214,11 @@ class Running:
                                      start_new_session=True)
 
     def wait_ready(self, expect_children=0, timeout=20):
+        """Return self once healthy; on failure stop the fake (no leaked processes) and fail."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise AssertionError(f"fake exited {self.proc.returncode}:\n{self.text()}")
             try:
                 status, _, _ = http_get(self.opts["http_port"], "/web/health")
@@ -226,10 +228,10 @@ class Running:
             except OSError:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise AssertionError(f"fake not ready in {timeout}s:\n{self.text()}")
 
     def text(self):
-        self.handle.flush()
         return Path(self.log).read_text()
 
     def stop(self):
@@ -238,8 +240,12 @@ class Running:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait(5)
+        try:  # whatever the fake left behind in its session goes too
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.handle.close()
 
 
