@@ -569,6 +569,23 @@ def test_respawn_then_sigterm_stops_everything(cluster, tmp_path):
         server.stop()
 
 
+def test_children_leave_when_the_master_is_killed(cluster, tmp_path):
+    """SIGKILL to the master (OOM killer, kill -9) must not leave workers holding the ports."""
+    conf, opts = write_conf(tmp_path, cluster, workers=2, max_cron_threads=1)
+    server = Running(conf, opts, tmp_path / "odoo.log").wait_ready(expect_children=4)
+    try:
+        kids = children_of(server.proc.pid)
+        server.proc.kill()
+        server.proc.wait(5)
+        deadline = time.monotonic() + 5
+        while [pid for pid in kids if alive(pid)]:
+            assert time.monotonic() < deadline, f"orphans left: {kids}"
+            time.sleep(0.1)
+        assert not _accepts(opts["gevent_port"])
+    finally:
+        server.stop()
+
+
 def test_threaded_mode(cluster, tmp_path):
     """workers = 0: one process, websockets served on http_port itself."""
     conf, opts = write_conf(tmp_path, cluster, workers=0, max_cron_threads=2)
