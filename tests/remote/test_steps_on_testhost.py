@@ -32,19 +32,23 @@ STEP_TIMEOUT_S = 900
 
 
 @dataclass(frozen=True)
-class TestHost:
+class RemoteHost:
     host: str
     port: int
     user: str
     key: str
 
-    def ssh_argv(self) -> list[str]:
+    def host_key_options(self) -> list[str]:
+        """Check the host key when the test bed pinned it (known_hosts next to the key)."""
         known = Path(self.key).parent / "known_hosts"
-        check = (["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}"]
-                 if known.exists() else
-                 ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        if known.exists() and any(line.split()[:1] == [self.host] for line in known.read_text().splitlines()):
+            return ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}"]
+        return ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
+
+    def ssh_argv(self) -> list[str]:
         return ["ssh", "-i", self.key, "-p", str(self.port), "-o", "BatchMode=yes",
-                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", *check, f"{self.user}@{self.host}"]
+                "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", *self.host_key_options(),
+                f"{self.user}@{self.host}"]
 
     def run(self, command: str, stdin: str | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
         return subprocess.run([*self.ssh_argv(), command], input=stdin, capture_output=True,
@@ -57,13 +61,11 @@ class TestHost:
         return r.stdout.strip()
 
     def copy(self, local: str, remote: str) -> None:
-        known = Path(self.key).parent / "known_hosts"
-        check = (["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}"]
-                 if known.exists() else
-                 ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        """scp as the SSH user, as CopyToRemote does under Pulumi."""
         r = self.run(f"mkdir -p {shlex.quote(str(Path(remote).parent))}")
         assert r.returncode == 0, r.stderr
-        r = subprocess.run(["scp", "-q", "-i", self.key, "-P", str(self.port), "-o", "BatchMode=yes", *check,
+        r = subprocess.run(["scp", "-q", "-i", self.key, "-P", str(self.port), "-o", "BatchMode=yes",
+                            "-o", "LogLevel=ERROR", *self.host_key_options(),
                             local, f"{self.user}@{self.host}:{remote}"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
 
@@ -87,15 +89,26 @@ def _require_root_tools() -> None:
         pytest.skip("the test host needs root (systemd-nspawn, veth, mounts)")
 
 
+def _parse_ready_line(line: str) -> RemoteHost:
+    fields = dict(kv.split("=", 1) for kv in line.split())
+    return RemoteHost(fields["host"], int(fields["port"]), fields["user"], fields["key"])
+
+
 @pytest.fixture(scope="module")
 def testhost():
-    """A fresh test host for this module, removed afterwards."""
+    """A fresh test host for this module, removed afterwards.
+
+    ODOO_PULUMI_TESTHOST="host=... port=... user=... key=..." uses a server that is
+    already up instead (it must be fresh: the tests provision it).
+    """
+    given = os.environ.get("ODOO_PULUMI_TESTHOST")
+    if given:
+        yield _parse_ready_line(given)
+        return
     _require_root_tools()
     up = subprocess.run([str(ROOT / "scripts" / "testhost-up")], capture_output=True, text=True, timeout=1800)
     assert up.returncode == 0, f"scripts/testhost-up failed:\n{up.stderr[-3000:]}"
-    last = up.stdout.strip().splitlines()[-1]
-    fields = dict(kv.split("=", 1) for kv in last.split())
-    host = TestHost(fields["host"], int(fields["port"]), fields["user"], fields["key"])
+    host = _parse_ready_line(up.stdout.strip().splitlines()[-1])
     try:
         yield host
     finally:
@@ -111,7 +124,7 @@ def archive() -> str:
     return r.stdout.strip().splitlines()[-1]
 
 
-def settings_for(testhost: TestHost, archive: str, **over):
+def settings_for(testhost: RemoteHost, archive: str, **over):
     raw = {
         "users": 15, "target": "host", "host": testhost.host, "port": testhost.port,
         "sshUser": testhost.user, "odooVersion": "19.0", "odooSource": "archive",
@@ -127,12 +140,12 @@ def render(s, host: str, sha: str) -> dict[str, str]:
     return steps.render_scripts(s, files, host=host, archive_sha256=sha)
 
 
-def run_step(testhost: TestHost, s, name: str, script: str) -> StepRun:
+def run_step(testhost: RemoteHost, s, name: str, script: str) -> StepRun:
     r = testhost.run(steps.create_command(s), stdin=script, timeout=STEP_TIMEOUT_S)
     return StepRun(name, r.returncode, r.stdout, r.stderr)
 
 
-def run_all(testhost: TestHost, s, scripts: dict[str, str]) -> dict[str, StepRun]:
+def run_all(testhost: RemoteHost, s, scripts: dict[str, str]) -> dict[str, StepRun]:
     """Every step in plan order (the plan's order respects every dependency)."""
     runs = {}
     for step in steps.plan(s):
@@ -145,7 +158,7 @@ def run_all(testhost: TestHost, s, scripts: dict[str, str]) -> dict[str, StepRun
     return runs
 
 
-def main_pids(testhost: TestHost) -> dict[str, str]:
+def main_pids(testhost: RemoteHost) -> dict[str, str]:
     units = ["odoo", "nginx", "postgresql@17-main"]
     out = testhost.sudo("for u in " + " ".join(units) + "; do systemctl show -p MainPID --value $u; done")
     return dict(zip(units, out.split()))
@@ -198,7 +211,7 @@ def test_health_and_websocket_through_nginx(testhost, provisioned):
     assert code == "200"
     ws = testhost.run(
         "curl -s -o /dev/null -w '%{http_code}' --max-time 3 -H 'Connection: Upgrade' -H 'Upgrade: websocket' "
-        "-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGVzdC10ZXN0LXRlc3QtMTI=' http://127.0.0.1/websocket"
+        "-H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' http://127.0.0.1/websocket"
     ).stdout.strip()
     assert ws == "101"
 
