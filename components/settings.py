@@ -397,6 +397,12 @@ def _cross_checks(v: dict[str, Any]) -> None:
             raise _fail("sshPublicKey", v["sshPublicKey"][:40], "expected an OpenSSH public key line (ssh-ed25519 AAAA...)")
         if not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
             raise _fail("adminCidrs", [], "list the CIDR blocks allowed to SSH in (or set allowSshFromAnywhere: true)")
+        if v["production"] and v["arch"] == "any":
+            raise _fail("arch", "any", "a production AWS stack must pin x86_64 or arm64, so that a resize "
+                        "can never move the server to the other CPU architecture")
+        if v["sshUser"] != "ubuntu" or v["port"] != 22:
+            raise _fail("sshUser" if v["sshUser"] != "ubuntu" else "port", v["sshUser"] if v["sshUser"] != "ubuntu" else v["port"],
+                        "target=aws logs in as ubuntu on port 22 (the Ubuntu image's user; the security group opens 22)")
         if v["backupDestination"] != declared_config()["backupDestination"]["default"]:
             raise _fail("backupDestination", v["backupDestination"], "applies to target=host only; aws backs up to its own S3 bucket")
 

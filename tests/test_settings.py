@@ -92,6 +92,9 @@ def test_bad_value_names_key_value_and_allowed(over, key, allowed):
         ({"ami": "ubuntu"}, "ami", "AMI id"),
         ({"hostedZoneId": "Z123"}, "hostedZoneId", "needs a domain"),
         ({"dataVolumeGiB": 5}, "dataVolumeGiB", "10..16384"),
+        ({"production": True}, "arch", "must pin x86_64 or arm64"),
+        ({"sshUser": "admin"}, "sshUser", "logs in as ubuntu"),
+        ({"port": 2222}, "port", "logs in as ubuntu"),
     ],
 )
 def test_bad_aws_values(over, key, allowed):
