@@ -284,6 +284,48 @@ def test_addons_path_created_for_odoo(testhost, provisioned):
     assert testhost.sudo("stat -c %U:%G /srv/odoo-addons") == "odoo:odoo"
 
 
+def _with_file(s, key: str, content: str, sha: str, host: str) -> dict[str, str]:
+    """The scripts with one server file replaced by hand-made content."""
+    files = dict(server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack)))
+    f = files[key]
+    files[key] = type(f)(f.path, content, f.owner, f.group, f.mode, f.secret)
+    return steps.render_scripts(s, files, host=host, archive_sha256=sha)
+
+
+def test_rejected_nginx_site_keeps_the_old_one_serving(testhost, provisioned):
+    """A site Nginx rejects fails the step with nginx -t's words and never reaches the running Nginx."""
+    s, sha = provisioned["settings"], provisioned["sha"]
+    good = server_files(s, sizing_for(s), "x")["nginx-site"].content
+    before = testhost.sudo("sha256sum /etc/nginx/sites-available/odoo")
+    nginx_pid = main_pids(testhost)["nginx"]
+    bad = _with_file(s, "nginx-site", good + "\nthis_is_not_a_directive on;\n", sha, testhost.host)
+    run = run_step(testhost, s, "nginx", bad["nginx"])
+    assert run.returncode != 0
+    assert "nginx -t rejected" in run.stderr and "this_is_not_a_directive" in run.stderr
+    assert testhost.sudo("sha256sum /etc/nginx/sites-available/odoo") == before
+    assert testhost.sudo("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/web/health") == "200"
+    assert main_pids(testhost)["nginx"] == nginx_pid
+    again = run_step(testhost, s, "nginx", render(s, testhost.host, sha)["nginx"])
+    assert again.returncode == 0 and again.changed == 0, again.stdout + again.stderr
+
+
+def test_rejected_postgresql_tuning_keeps_postgresql_running(testhost, provisioned):
+    """Tuning PostgreSQL refuses is put back before any restart: the database stays up."""
+    s, sha = provisioned["settings"], provisioned["sha"]
+    good = server_files(s, sizing_for(s), "x")["postgresql-tuning"].content
+    path = server_files(s, sizing_for(s), "x")["postgresql-tuning"].path
+    before = testhost.sudo(f"sha256sum {path}")
+    pg_pid = main_pids(testhost)["postgresql@17-main"]
+    bad = _with_file(s, "postgresql-tuning", good + "\nmax_connections = banana\n", sha, testhost.host)
+    run = run_step(testhost, s, "postgresql", bad["postgresql"])
+    assert run.returncode != 0
+    assert "PostgreSQL rejects" in run.stderr and "max_connections" in run.stderr
+    assert testhost.sudo(f"sha256sum {path}") == before
+    assert main_pids(testhost)["postgresql@17-main"] == pg_pid
+    again = run_step(testhost, s, "postgresql", render(s, testhost.host, sha)["postgresql"])
+    assert again.returncode == 0 and again.changed == 0, again.stdout + again.stderr
+
+
 def test_users_change_runs_only_odoo_config(testhost, archive, provisioned):
     """A new user count rewrites odoo.conf and restarts Odoo; nothing else changes or restarts."""
     s0 = provisioned["settings"]
