@@ -32,7 +32,13 @@ TEMPLATES = ROOT / "templates" / "scripts"
 # reboots (Debian 13 mounts /tmp as tmpfs), checked by SHA-256 before use.
 STAGING_DIR = "/var/tmp/odoo-pulumi"
 DATA_MOUNT = "/srv/odoo-data"
-DATA_BIND_DIRS = ("postgresql", "odoo")
+# Directories on the data volume and where they are bind-mounted: PostgreSQL's data and
+# its cluster configuration (a new instance must find both), Odoo's data_dir.
+DATA_BIND_DIRS = (
+    ("postgresql", "/var/lib/postgresql"),
+    ("postgresql-etc", "/etc/postgresql"),
+    ("odoo", "/var/lib/odoo"),
+)
 NGINX_ENABLED = "/etc/nginx/sites-enabled"
 HEALTH_TIMEOUT_S = 300
 
@@ -236,7 +242,7 @@ def _contexts(
         "data-volume": {
             "volume_id": data_volume_id or "",
             "mount_point": DATA_MOUNT,
-            "bind_dirs": list(DATA_BIND_DIRS),
+            "bind_dirs": [list(pair) for pair in DATA_BIND_DIRS],
         },
         "postgresql": {
             "pg_version": s.postgres_version,
