@@ -212,41 +212,10 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 		return nil, err
 	}
 
-	args := []string{h.exec}
-	flagArg := func(name, value string) {
-		if value != "" {
-			args = append(args, "--"+name, value)
-		}
-	}
-	flagArg("monitor", req.GetMonitorAddress())
-	flagArg("engine", h.engine())
-	flagArg("project", req.GetProject())
-	flagArg("root_directory", req.GetInfo().GetRootDirectory())
-	flagArg("stack", req.GetStack())
-	flagArg("pwd", req.GetPwd())
-	flagArg("dry_run", strconv.FormatBool(req.GetDryRun()))
-	flagArg("parallel", strconv.Itoa(int(req.GetParallel())))
-	flagArg("tracing", h.tracing)
-	flagArg("organization", req.GetOrganization())
-	args = append(args, req.GetInfo().GetEntryPoint())
-	args = append(args, req.GetArgs()...)
-
-	configMap := req.GetConfig()
-	if configMap == nil {
-		// A stack without configuration: the shim needs an object, not JSON null.
-		configMap = map[string]string{}
-	}
-	config, err := json.Marshal(configMap)
+	args := execArgs(h.exec, h.engine(), h.tracing, req)
+	env, err := configEnv(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot serialise the stack configuration: %w", err)
-	}
-	secretKeys := req.GetConfigSecretKeys()
-	if secretKeys == nil {
-		secretKeys = []string{}
-	}
-	secretKeysJSON, err := json.Marshal(secretKeys)
-	if err != nil {
-		return nil, fmt.Errorf("cannot serialise the secret configuration keys: %w", err)
+		return nil, err
 	}
 
 	// Stop the program when the engine cancels, or when this request goes away.
@@ -269,7 +238,7 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	if cmd.Env == nil {
 		cmd.Env = os.Environ()
 	}
-	cmd.Env = append(cmd.Env, "PULUMI_CONFIG="+string(config), "PULUMI_CONFIG_SECRET_KEYS="+string(secretKeysJSON))
+	cmd.Env = append(cmd.Env, env...)
 
 	err = cmd.Run()
 	if err == nil {
@@ -289,6 +258,52 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 	}
 	return &pulumirpc.RunResponse{Error: fmt.Sprintf("program exited with non-zero exit code: %d",
 		exitErr.ExitCode())}, nil
+}
+
+// execArgs is the command line of the exec shim: its flags (see pulumi-language-python-exec),
+// then the program's entry point and arguments.
+func execArgs(execPath, engineAddress, tracing string, req *pulumirpc.RunRequest) []string {
+	args := []string{execPath}
+	flagArg := func(name, value string) {
+		if value != "" {
+			args = append(args, "--"+name, value)
+		}
+	}
+	flagArg("monitor", req.GetMonitorAddress())
+	flagArg("engine", engineAddress)
+	flagArg("project", req.GetProject())
+	flagArg("root_directory", req.GetInfo().GetRootDirectory())
+	flagArg("stack", req.GetStack())
+	flagArg("pwd", req.GetPwd())
+	flagArg("dry_run", strconv.FormatBool(req.GetDryRun()))
+	flagArg("parallel", strconv.Itoa(int(req.GetParallel())))
+	flagArg("tracing", tracing)
+	flagArg("organization", req.GetOrganization())
+	args = append(args, req.GetInfo().GetEntryPoint())
+	return append(args, req.GetArgs()...)
+}
+
+// configEnv passes the stack configuration the way the SDK reads it: PULUMI_CONFIG holds a JSON
+// object of key -> value, PULUMI_CONFIG_SECRET_KEYS a JSON list of the secret keys.
+func configEnv(req *pulumirpc.RunRequest) ([]string, error) {
+	configMap := req.GetConfig()
+	if configMap == nil {
+		// A stack without configuration: the SDK needs an object, not JSON null.
+		configMap = map[string]string{}
+	}
+	config, err := json.Marshal(configMap)
+	if err != nil {
+		return nil, fmt.Errorf("cannot serialise the stack configuration: %w", err)
+	}
+	secretKeys := req.GetConfigSecretKeys()
+	if secretKeys == nil {
+		secretKeys = []string{}
+	}
+	secretKeysJSON, err := json.Marshal(secretKeys)
+	if err != nil {
+		return nil, fmt.Errorf("cannot serialise the secret configuration keys: %w", err)
+	}
+	return []string{"PULUMI_CONFIG=" + string(config), "PULUMI_CONFIG_SECRET_KEYS=" + string(secretKeysJSON)}, nil
 }
 
 // InstallDependencies creates the virtual environment and installs requirements (`pulumi install`).
