@@ -256,6 +256,16 @@ def test_data_volume_never_formats_a_used_device():
     assert 'ensure_fstab "$mnt" "UUID=$uuid $mnt $fstype defaults,noatime,nofail 0 2"' in body
 
 
+def test_data_volume_holds_the_whole_cluster_and_the_filestore():
+    """A new instance must find PostgreSQL's data AND its configuration, and Odoo's filestore."""
+    body = render(aws())["data-volume"]
+    for name, target in (("postgresql", "/var/lib/postgresql"), ("postgresql-etc", "/etc/postgresql"),
+                         ("odoo", "/var/lib/odoo")):
+        assert f"name={name} target={target}" in body
+    pg = render(aws())["postgresql"]
+    assert pg.index("adopt_owner postgres /var/lib/postgresql") < pg.index('apt_install "postgresql-$ver"')
+
+
 def test_aws_needs_the_volume_and_archive_needs_its_hash(archive):
     """Missing inputs fail at render time, not halfway through a deployment."""
     s = aws()
