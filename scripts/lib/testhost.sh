@@ -149,9 +149,47 @@ th_daemon() {
             fd=${fd##*/}
             if [ "$fd" -gt 2 ]; then eval "exec $fd>&-" 2>/dev/null || true; fi
         done
+        [ -z "${TH_CGROUP:-}" ] || th_enter_cgroup "$TH_CGROUP"
         exec setsid "$@"
     ) </dev/null >"$log" 2>&1 &
     TH_DAEMON_PID=$!
+}
+
+# Move the calling shell ($BASHPID) into a cgroup of its own, named $1, in the systemd
+# hierarchies of a host whose PID 1 is not systemd. systemd-nspawn --keep-unit puts its
+# container under <its own cgroup>/payload: two containers started from the root cgroup
+# would share /payload, and each one's systemd would then wait for the other's processes
+# (seen: stopping user@1000.service took 30 s). No-op on a host run by systemd.
+th_enter_cgroup() {
+    local name=$1 root
+    [ -d /run/systemd/system ] && return 0
+    for root in $(th_cgroup_roots); do
+        mkdir -p "$root/$name" && echo "$BASHPID" >"$root/$name/cgroup.procs" \
+            || th_die "cannot move into the cgroup $root/$name"
+    done
+}
+
+# The cgroup hierarchies systemd-nspawn uses on this host: the unified one and, on a
+# cgroup v1 host, the name=systemd one.
+th_cgroup_roots() {
+    if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+        echo /sys/fs/cgroup
+        return 0
+    fi
+    [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] && echo /sys/fs/cgroup/unified
+    [ "$(stat -fc %T /sys/fs/cgroup/systemd 2>/dev/null)" = cgroupfs ] && echo /sys/fs/cgroup/systemd
+    return 0
+}
+
+# Remove the (empty) cgroups th_enter_cgroup made for $1 once its processes are gone.
+th_remove_cgroup() {
+    local name=$1 root
+    [ -d /run/systemd/system ] && return 0
+    for root in $(th_cgroup_roots); do
+        [ -d "$root/$name" ] || continue
+        find "$root/$name" -depth -type d -exec rmdir {} + 2>/dev/null \
+            || th_log "warning: the cgroup $root/$name is not empty yet"
+    done
 }
 
 th_start_http() {
@@ -177,7 +215,10 @@ th_start_http() {
 th_boot() {
     local pid leader veth i
     mkdir -p "$TH_RUN"
-    th_daemon "$TH_RUN/console.log" systemd-nspawn -q -D "$TH_INSTANCE/merged" -b \
+    # The container gets the unified cgroup hierarchy only, as on Ubuntu 24.04 (this host
+    # has cgroup v1 controllers, read-only inside a container anyway).
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 TH_CGROUP=odoo-pulumi-$TH_MACHINE \
+        th_daemon "$TH_RUN/console.log" systemd-nspawn -q -D "$TH_INSTANCE/merged" -b \
         -M "$TH_MACHINE" --network-veth --register=no --keep-unit --console=read-only
     pid=$TH_DAEMON_PID
     echo "$pid" >"$TH_RUN/nspawn.pid"
@@ -228,6 +269,7 @@ th_halt() {
         th_terminate "$leader" 5
     fi
     rm -f "$TH_RUN/nspawn.pid" "$TH_RUN/leader.pid"
+    th_remove_cgroup "odoo-pulumi-$TH_MACHINE"
     if [ -s "$TH_RUN/veth" ]; then
         veth=$(cat "$TH_RUN/veth")
         if ip link show "$veth" >/dev/null 2>&1; then ip link del "$veth" || true; fi
