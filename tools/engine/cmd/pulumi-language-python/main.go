@@ -15,6 +15,8 @@
 // and SDK generation (`pulumi convert`, `pulumi package gen-sdk`), `pulumi new` templating,
 // typecheckers, debugger attachment. GetRequiredPackages answers with no packages: plugins are
 // never downloaded here, and the engine loads each provider when the program first uses it.
+// A missing virtual environment is created on first use, as upstream does (`pip install -r
+// requirements.txt`, so PyPI must be reachable then).
 package main
 
 import (
@@ -182,14 +184,29 @@ func (h *pythonHost) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.
 	return &pulumirpc.PluginInfo{Version: version.Version}, nil
 }
 
-// GetRequiredPlugins and GetRequiredPackages: nothing to pre-install (see the file comment).
+// GetRequiredPlugins (older engines) and GetRequiredPackages: nothing to pre-install (see the
+// file comment).
 func (h *pythonHost) GetRequiredPlugins(context.Context, *pulumirpc.GetRequiredPluginsRequest,
 ) (*pulumirpc.GetRequiredPluginsResponse, error) {
 	return &pulumirpc.GetRequiredPluginsResponse{}, nil
 }
 
-func (h *pythonHost) GetRequiredPackages(context.Context, *pulumirpc.GetRequiredPackagesRequest,
+// GetRequiredPackages is also the engine's first call before running a program: like the upstream
+// host, create a missing virtual environment from requirements.txt here (this needs PyPI; an
+// existing environment is left alone).
+func (h *pythonHost) GetRequiredPackages(ctx context.Context, req *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
+	opts, err := pythonOptions(req.GetInfo(), false)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := tc.EnsureVenv(ctx, req.GetInfo().GetProgramDirectory(), false, true, os.Stdout, os.Stderr); err != nil {
+		return nil, err
+	}
 	return &pulumirpc.GetRequiredPackagesResponse{}, nil
 }
 
