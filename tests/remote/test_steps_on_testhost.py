@@ -110,6 +110,10 @@ def testhost():
     assert up.returncode == 0, f"scripts/testhost-up failed:\n{up.stderr[-3000:]}"
     host = _parse_ready_line(up.stdout.strip().splitlines()[-1])
     try:
+        deadline = time.monotonic() + 60
+        while host.run("true", timeout=20).returncode != 0:  # sshd may still be settling
+            assert time.monotonic() < deadline, "the test host does not answer over SSH"
+            time.sleep(1)
         yield host
     finally:
         subprocess.run([str(ROOT / "scripts" / "testhost-down")], capture_output=True, text=True, timeout=300)
