@@ -56,7 +56,8 @@ if settings.target == "aws":
         "odoo",
         ProvisioningArgs(
             host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
-            data_volume_id=server.data_volume_id, depends_on=[server],
+            data_volume_id=server.data_volume_id, server_id=server.instance_id,
+            depends_on=[server],
         ),
     )
     pulumi.export("instance_id", server.instance_id)
@@ -80,3 +81,4 @@ pulumi.export("workers", sizing.workers)
 pulumi.export("max_cron_threads", sizing.max_cron_threads)
 pulumi.export("sizing", sizing.summary)
 pulumi.export("odoo_version", settings.odoo_version)
+pulumi.export("health", provisioning.health)

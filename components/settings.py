@@ -71,6 +71,8 @@ class Settings:
     domain: str | None
     letsencrypt_email: str | None
     host: str | None
+    host_vcpus: int
+    host_memory_mib: int
     port: int
     ssh_user: str
     ssh_public_key: str | None
@@ -252,6 +254,8 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "domain": _pattern(_HOSTNAME, "expected a lowercase host name like erp.example.com"),
     "letsencryptEmail": _pattern(_EMAIL, "expected an e-mail address like admin@example.com"),
     "port": _range(1, 65535),
+    "hostVcpus": _range(0, 448),
+    "hostMemoryMiB": _range(0, 24 * 1024 * 1024),
     "sshUser": _pattern(_SSH_USER, "expected a Unix user name", False),
     "dialErrorLimit": _range(-1, 100000),
     "timezone": _pattern(_TZ, "expected UTC or an Area/City zone like Europe/Brussels", False),
@@ -318,6 +322,8 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
         sizing.size(
             v["users"], users_per_worker=v["usersPerWorker"], instance_type=v["instanceType"] or None,
             arch=v["arch"], limit_time_real=v["limitTimeReal"], limit_time_cpu=v["limitTimeCpu"],
+            host_vcpus=v["hostVcpus"] if v["target"] == "host" else 0,
+            host_memory_mib=v["hostMemoryMiB"] if v["target"] == "host" else 0,
         )
     except sizing.SizingError as e:
         raise SettingsError(f"setting users={v['users']}: {e}") from None
@@ -345,6 +351,8 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
         domain=v["domain"] or None,
         letsencrypt_email=v["letsencryptEmail"] or None,
         host=v["host"] or None,
+        host_vcpus=v["hostVcpus"],
+        host_memory_mib=v["hostMemoryMiB"],
         port=v["port"],
         ssh_user=v["sshUser"],
         ssh_public_key=v["sshPublicKey"] or None,
@@ -383,6 +391,9 @@ def _cross_checks(v: dict[str, Any]) -> None:
         if not re.search(r"\.(tar\.gz|tgz|tar\.xz|tar\.bz2|tar|zip)$", v["odooArchive"]):
             raise _fail("odooArchive", v["odooArchive"], "expected a .tar.gz, .tgz, .tar.xz, .tar.bz2, .tar or .zip")
     if v["target"] == "host":
+        if bool(v["hostVcpus"]) != bool(v["hostMemoryMiB"]):
+            raise _fail("hostMemoryMiB" if v["hostVcpus"] else "hostVcpus", 0,
+                        "set hostVcpus and hostMemoryMiB together (the existing server's size)")
         if not v["host"]:
             raise _fail("host", "", "required with target=host: the address of the existing server")
         try:
@@ -412,4 +423,6 @@ def sizing_for(s: Settings) -> sizing.Sizing:
     return sizing.size(
         s.users, users_per_worker=s.users_per_worker, instance_type=s.instance_type,
         arch=s.arch, limit_time_real=s.limit_time_real, limit_time_cpu=s.limit_time_cpu,
+        host_vcpus=s.host_vcpus if s.target == "host" else 0,
+        host_memory_mib=s.host_memory_mib if s.target == "host" else 0,
     )

@@ -117,6 +117,11 @@ class Sizing:
 
     @property
     def summary(self) -> str:
+        if self.instance_type == "existing-host":
+            return (
+                f"{self.users} users -> {self.workers} workers + {self.max_cron_threads} cron "
+                f"on the existing host ({self.vcpus} vCPU, {self.memory_mib} MiB)"
+            )
         return (
             f"{self.users} users -> {self.workers} workers + {self.max_cron_threads} cron "
             f"on {self.instance_type} ({self.vcpus} vCPU, {self.memory_mib // 1024} GiB, "
@@ -228,8 +233,14 @@ def size(
     arch: str = "any",
     limit_time_real: int = LIMIT_TIME_REAL,
     limit_time_cpu: int = LIMIT_TIME_CPU,
+    host_vcpus: int = 0,
+    host_memory_mib: int = 0,
 ) -> Sizing:
-    """Derive every number of the server for `users` concurrent users."""
+    """Derive every number of the server for `users` concurrent users.
+
+    `host_vcpus`/`host_memory_mib` describe an existing server (target host): it is
+    then checked like an explicit instance type instead of choosing one.
+    """
     if users < 1:
         raise SizingError(f"users must be at least 1 (got {users})")
     ceiling = max_users(users_per_worker)
@@ -258,7 +269,11 @@ def size(
         f" + OS {OS_RESERVE_MIB} MiB = {req_mem} MiB",
     ]
 
-    if instance_type is None:
+    existing = bool(host_vcpus and host_memory_mib)
+    if existing:
+        chosen = InstanceType("existing-host", host_vcpus, host_memory_mib, "any", 0.0, False)
+        reasons.append(f"existing server with {host_vcpus} vCPU and {host_memory_mib} MiB (stack settings)")
+    elif instance_type is None:
         found = candidates(req_vcpus, req_mem, arch, allow_burstable)
         if not found:
             raise SizingError(
@@ -285,7 +300,7 @@ def size(
     processes = workers + CRON_WORKERS + GEVENT_PROCESSES
     odoo_mib = odoo_memory_mib(processes)
     mem_need = memory_needed_mib(odoo_mib)
-    if instance_type is not None:
+    if instance_type is not None or existing:
         short_cpu = workers * users_per_worker < MIN_CAPACITY_SHARE * users
         short_mem = chosen.memory_mib < mem_need
         if short_cpu or short_mem:
@@ -299,26 +314,35 @@ def size(
             if short_mem:
                 why.append(f"{chosen.memory_mib} MiB < {mem_need} MiB needed")
             raise SizingError(
-                f"instanceType={instance_type} is too small for users={users}: "
+                f"{'the existing host' if existing else f'instanceType={instance_type}'} is too small for users={users}: "
                 + "; ".join(why)
                 + ". Would fit: "
-                + ", ".join(f"{t.name} ({t.vcpus} vCPU, {t.memory_mib // 1024} GiB)" for t in fits)
+                + (f"a server with >= {req_vcpus} vCPU and >= {req_mem} MiB" if existing else
+                   ", ".join(f"{t.name} ({t.vcpus} vCPU, {t.memory_mib // 1024} GiB)" for t in fits))
             )
         if workers < needed:
             reasons.append(
                 f"{chosen.vcpus} vCPU cap the HTTP workers at {workers} of {needed} needed"
             )
 
-    pg_mib = chosen.memory_mib - odoo_mib - OS_RESERVE_MIB
-    max_conn = connection_budget(workers, CRON_WORKERS)
+    # PostgreSQL is tuned for the most workers this type may run, not for today's count:
+    # its settings then depend on the instance type alone, so changing `users` within a
+    # type rewrites odoo.conf and restarts Odoo, never PostgreSQL.
+    ceiling_workers = max_processes(chosen.vcpus) - CRON_WORKERS
+    ceiling_odoo_mib = odoo_memory_mib(ceiling_workers + CRON_WORKERS + GEVENT_PROCESSES)
+    pg_mib = max(PG_MIN_MIB, chosen.memory_mib - ceiling_odoo_mib - OS_RESERVE_MIB)
+    pg_mib = min(pg_mib, chosen.memory_mib - odoo_mib - OS_RESERVE_MIB)
+    max_conn = connection_budget(ceiling_workers, CRON_WORKERS)
     pg = postgres_settings(pg_mib, chosen.vcpus, max_conn)
     reasons.append(
-        f"PostgreSQL gets {chosen.memory_mib} - {odoo_mib} (Odoo) - {OS_RESERVE_MIB} (OS) = "
-        f"{pg_mib} MiB: shared_buffers {pg.shared_buffers} MiB, effective_cache_size "
-        f"{pg.effective_cache_size} MiB, work_mem {pg.work_mem} MiB"
+        f"PostgreSQL is tuned for this type's ceiling of {ceiling_workers} workers, so a users "
+        f"change within the type never restarts it: {chosen.memory_mib} - {ceiling_odoo_mib} "
+        f"(Odoo at the ceiling) - {OS_RESERVE_MIB} (OS) = {pg_mib} MiB: shared_buffers "
+        f"{pg.shared_buffers} MiB, effective_cache_size {pg.effective_cache_size} MiB, "
+        f"work_mem {pg.work_mem} MiB"
     )
     reasons.append(
-        f"connections: ({workers} + {CRON_WORKERS}) x db_maxconn {DB_MAXCONN} + gevent "
+        f"connections: ({ceiling_workers} + {CRON_WORKERS}) x db_maxconn {DB_MAXCONN} + gevent "
         f"{DB_MAXCONN_GEVENT} + reserve {PG_SUPERUSER_RESERVED + PG_ADMIN_RESERVE} "
         f"-> max_connections {max_conn}"
     )

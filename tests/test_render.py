@@ -161,3 +161,13 @@ def test_render_cli_writes_the_tree(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "components.render", "--stack", "nope", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "stacks: large" in bad.stderr
+
+
+def test_users_change_within_a_type_touches_only_odoo_conf():
+    """Change scoping starts here: 15 -> 19 users stays on the same type, so only
+    odoo.conf may differ; Nginx, the unit and PostgreSQL's tuning stay byte-identical."""
+    a, b = host_settings(users=15), host_settings(users=19)
+    za, zb = sizing_for(a), sizing_for(b)
+    assert za.instance_type == zb.instance_type and za.workers != zb.workers
+    fa, fb = render.server_files(a, za, "h"), render.server_files(b, zb, "h")
+    assert [k for k in fa if fa[k] != fb[k]] == ["odoo.conf"]

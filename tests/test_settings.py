@@ -72,6 +72,8 @@ def test_engine_strings_are_coerced():
         ({"odooSource": "archive"}, "odooArchive", "required with odooSource=archive"),
         ({"odooSource": "archive", "odooArchive": "/nonexistent/odoo.tar.gz"}, "odooArchive", "no such file"),
         ({"usersPerWorker": 0}, "usersPerWorker", "1..50"),
+        ({"hostVcpus": 2}, "hostMemoryMiB", "together"),
+        ({"hostVcpus": 2, "hostMemoryMiB": 2048, "users": 30}, "users", "existing host is too small"),
         ({"backupDestination": "relative"}, "backupDestination", "absolute directory"),
     ],
 )
@@ -124,3 +126,12 @@ def test_missing_or_plain_secrets():
         load_settings(host_raw(adminPassword="hunter2"), "t", SECRETS)
     ok = load_settings(host_raw(adminPassword={"secure": "v1:abc"}), "t", SECRETS)
     assert not hasattr(ok, "admin_password")  # secrets never enter Settings
+
+
+def test_existing_host_is_sized_as_it_is():
+    """target host with its real size: workers follow its vCPUs, PostgreSQL its memory."""
+    from components.settings import sizing_for
+    s = load_settings(host_raw(users=60, hostVcpus=4, hostMemoryMiB=8192), "t", SECRETS)
+    z = sizing_for(s)
+    assert (z.vcpus, z.memory_mib, z.workers, z.instance_type) == (4, 8192, 8, "existing-host")
+    assert "existing host" in z.summary
