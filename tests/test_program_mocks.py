@@ -1,0 +1,128 @@
+"""The whole program (__main__.py) under Pulumi's mocks, for every stack in stacks/:
+settings -> sizing -> components -> exports, with no engine and no cloud. AWS is a fake
+(tests/aws_mocks.py); the remote steps are only registered, never run."""
+
+import json
+import runpy
+
+import pulumi
+import pytest
+from pulumi.runtime.config import set_all_config
+
+from components.settings import ROOT, read_stack_file, sizing_for, load_settings
+from tests.aws_mocks import EIP_ADDRESS, FakeAws, RecordingMonitor
+
+PASSWORD = "Plain-Admin-Password-For-Tests-Only"
+PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKEKEYMATERIALxyz\n-----END OPENSSH PRIVATE KEY-----\n"
+STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+def as_config(value):
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def run_program(stack, monkeypatch, overrides=None, tmp_path=None):
+    """Run __main__.py once; return (exports, resources by name, the fake AWS)."""
+    raw = read_stack_file(stack)
+    raw.update(overrides or {})
+    if raw.get("odooSource") == "archive" and tmp_path is not None:
+        archive = tmp_path / "odoo.tar.gz"  # a stand-in file: mocks never upload it
+        archive.write_bytes(b"not a real archive")
+        raw["odooArchive"] = str(archive)
+    config = {f"odoo-pulumi:{k}": as_config(v) for k, v in raw.items()
+              if not isinstance(v, dict)}  # secure values of a stack file are replaced below
+    config["odoo-pulumi:adminPassword"] = PASSWORD
+    config["odoo-pulumi:sshPrivateKey"] = PRIVATE_KEY
+    exports = {}
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
+    mocks = FakeAws()
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack=stack, preview=False, monitor=monitor)
+    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:sshPrivateKey"])
+    resolved = {}
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"))
+        return pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in exports.items()}).apply(
+            resolved.update)
+
+    try:
+        program()
+    finally:
+        set_all_config({}, [])
+    resources = {n: {"type": monitor.options[n]["type"], "inputs": mocks.inputs.get(n, {})}
+                 for n in monitor.options}
+    return resolved, resources
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
+    """Each stack file builds the program and exports what an operator needs."""
+    exports, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
+    raw = read_stack_file(stack)
+    settings = load_settings(raw, stack, {"adminPassword", "sshPrivateKey"}) if raw.get("odooSource") != "archive" else None
+    for key in ("url", "public_ip", "ssh_command", "logs_command", "instance_type", "workers", "sizing", "health"):
+        assert key in exports, key
+    assert exports["logs_command"].endswith("sudo journalctl -u odoo -f")
+    types = {r["type"] for r in resources.values()}
+    assert "odoo:remote:Provisioning" in types and "command:remote:Command" in types
+    if raw.get("target", "aws") == "aws":
+        assert exports["public_ip"] == EIP_ADDRESS
+        assert exports["instance_type"] == sizing_for(settings).instance_type
+        assert "aws:ec2/instance:Instance" in types
+    else:
+        assert not any(t.startswith("aws:") for t in types), "the host target creates no AWS resource"
+        assert exports["public_ip"] == raw["host"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_in_plain_text_in_commands(stack, monkeypatch, tmp_path):
+    """The admin password, its hash and the private key never appear in a command
+    string (a failing command's error repeats its command)."""
+    from components.render import admin_passwd_hash
+    _, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
+    secrets = [PASSWORD, admin_passwd_hash(PASSWORD, stack), "FAKEKEYMATERIALxyz"]
+    for name, r in resources.items():
+        if r["type"] != "command:remote:Command":
+            continue
+        for field in ("create", "update", "delete"):
+            text = str(r["inputs"].get(field, ""))
+            for secret in secrets:
+                assert secret not in text, (name, field)
+
+
+def test_bad_setting_stops_before_any_resource(monkeypatch):
+    """A bad value is one clear error naming the key, and nothing is registered."""
+    with pytest.raises(Exception, match=r"setting users=0 is invalid: allowed 1\.\.576"):
+        run_program("small", monkeypatch, {"users": 0})
+
+
+def test_plain_text_secret_is_refused(monkeypatch):
+    """An admin password stored without --secret is refused by name."""
+    config_secret_keys = ["odoo-pulumi:sshPrivateKey"]  # adminPassword not marked secret
+    raw = read_stack_file("small")
+    config = {f"odoo-pulumi:{k}": as_config(v) for k, v in raw.items()}
+    config["odoo-pulumi:adminPassword"] = PASSWORD
+    config["odoo-pulumi:sshPrivateKey"] = PRIVATE_KEY
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG_SECRET_KEYS", raising=False)
+    monkeypatch.chdir(ROOT)
+    mocks = FakeAws()
+    pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack="small", preview=False)
+    set_all_config(config, config_secret_keys)
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"))
+
+    try:
+        with pytest.raises(Exception, match="adminPassword must be stored as a secret"):
+            program()
+    finally:
+        set_all_config({}, [])
+    assert mocks.inputs == {}
