@@ -1,0 +1,274 @@
+"""The AWS side of the backups: the stack's S3 bucket, the server's right to write to
+it, and (optionally) daily EBS snapshots of the data volume.
+
+`Backups` (`odoo:aws:Backups`) creates:
+
+- an S3 bucket that outlives the stack (retained on delete, protected in production,
+  never force-destroyed), private (the four public-access blocks, ACLs disabled, TLS
+  only), versioned, encrypted at rest (SSE-S3), whose lifecycle rule expires backups
+  and their old versions after `backupRetentionDays` and aborts unfinished uploads;
+- an inline policy on the instance role allowing only `s3:PutObject` and
+  `s3:AbortMultipartUpload` under `<stack>/`: the server can add backups but never
+  read, list, overwrite-by-deleting or delete them (versioning keeps what a compromised
+  server would overwrite);
+- with `ebsSnapshots`, a Data Lifecycle Manager policy (and its service role) taking a
+  daily snapshot of the data volume, found by its Name tag, kept `backupRetentionDays`.
+
+The pure helpers hold the decisions so that tests can read them without an engine;
+`components/backup.py` renders what the server needs from the bucket name and region.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_aws as aws
+
+from components.backup import backup_prefix
+from components.settings import PROJECT, Settings
+
+TYPE_TOKEN = "odoo:aws:Backups"
+
+SSE_ALGORITHM = "AES256"  # SSE-S3: no KMS key policy for the instance role to need
+# Parts of an upload that died (a server stopped mid-backup) are removed after this.
+ABORT_INCOMPLETE_UPLOAD_DAYS = 2
+UPLOAD_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
+DLM_SERVICE_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
+SNAPSHOT_TIME = "03:00"  # UTC (DLM's clock), after the nightly odoo-backup
+BUCKET_PREFIX_MAX = 37  # S3 bucket_prefix limit (AWS adds a unique suffix)
+
+
+# --- pure decisions ----------------------------------------------------------------------------
+
+
+def tags(s: Settings) -> dict[str, str]:
+    """The tags of every backup resource (the server's own set plus what they are)."""
+    return {"Project": PROJECT, "Stack": s.stack, "ManagedBy": "pulumi", "Role": "backups"}
+
+
+def bucket_name_prefix(s: Settings) -> str:
+    """`odoo-backups-<stack>-`: lowercase, S3-safe, at most 37 characters."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", s.stack.lower()).strip("-") or "stack"
+    head = "odoo-backups-"
+    return head + slug[: BUCKET_PREFIX_MAX - len(head) - 1].rstrip("-") + "-"
+
+
+def upload_policy(bucket_arn: str, prefix: str) -> dict[str, Any]:
+    """What the instance role may do with the bucket: put objects under the stack's prefix."""
+    if not prefix.endswith("/") or prefix.startswith("/") or "*" in prefix:
+        raise ValueError(f"backup prefix {prefix!r}: expected 'name/'")
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "PutBackupsUnderTheStackPrefix",
+            "Effect": "Allow",
+            "Action": list(UPLOAD_ACTIONS),
+            "Resource": [f"{bucket_arn}/{prefix}*"],
+        }],
+    }
+
+
+def tls_only_policy(bucket_arn: str) -> dict[str, Any]:
+    """Bucket policy: every request without TLS is denied."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [bucket_arn, f"{bucket_arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    }
+
+
+def lifecycle_rules(s: Settings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
+    """Backups expire after backupRetentionDays; so do versions they replaced (and the
+    delete markers left once nothing is behind them); dead multipart uploads go."""
+    prefix = backup_prefix(s)
+    days = s.backup_retention_days
+    return [
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="expire-backups",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(days=days),
+            noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
+                noncurrent_days=days),
+            abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
+                days_after_initiation=ABORT_INCOMPLETE_UPLOAD_DAYS),
+        ),
+        aws.s3.BucketLifecycleConfigurationRuleArgs(
+            id="remove-expired-delete-markers",
+            status="Enabled",
+            filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=prefix),
+            expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
+        ),
+    ]
+
+
+def data_volume_target_tags(s: Settings) -> dict[str, str]:
+    """The tag that finds this stack's data volume (AwsServer names it odoo-<stack>-data)."""
+    return {"Name": f"odoo-{s.stack}-data"}
+
+
+def dlm_text(text: str) -> str:
+    """DLM descriptions and names allow only [0-9A-Za-z _-]."""
+    return re.sub(r"[^0-9A-Za-z _-]", "-", text)[:500]
+
+
+def service_trust_policy(service: str) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    })
+
+
+# --- the component -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupsArgs:
+    """settings: the stack (target aws); role_name: the instance role (AwsServer.role.name)."""
+
+    settings: Settings
+    role_name: pulumi.Input[str]
+
+    def __post_init__(self) -> None:
+        if self.settings.target != "aws":
+            raise ValueError(f"Backups is for target=aws (stack {self.settings.stack!r} has "
+                             f"target={self.settings.target!r}; host backs up to backupDestination)")
+        if self.role_name is None:
+            raise ValueError("Backups needs the instance role's name")
+
+
+class Backups(pulumi.ComponentResource):
+    """The stack's backup bucket, the server's upload right, and optional EBS snapshots."""
+
+    bucket: aws.s3.Bucket
+    bucket_name: pulumi.Output[str]
+    region: pulumi.Output[str]
+    prefix: str
+    snapshot_policy: Optional[aws.dlm.LifecyclePolicy]
+
+    def __init__(self, name: str, args: BackupsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__(TYPE_TOKEN, name, None, opts)
+        s = args.settings
+        t = tags(s)
+        child = pulumi.ResourceOptions(parent=self)
+        # The bucket and its settings outlive the stack: `pulumi destroy` forgets them
+        # (empty and delete the bucket by hand to remove the backups); production
+        # protects them from any replace or delete.
+        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production)
+        self.prefix = backup_prefix(s)
+
+        self.bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket_prefix=bucket_name_prefix(s),
+            force_destroy=False,
+            tags={**t, "Name": f"odoo-{s.stack}-backups"},
+            opts=kept,
+        )
+        bucket_id = self.bucket.id
+        public = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access-block",
+            bucket=bucket_id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=kept,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket_id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=kept,
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket_id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=kept,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket_id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=(
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm=SSE_ALGORITHM)),
+            )],
+            opts=kept,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=bucket_id, rules=lifecycle_rules(s), opts=kept,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=bucket_id,
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
+            # After the public-access block, so that S3 checks the policy against it.
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production,
+                                        depends_on=[public]),
+        )
+
+        # --- the server's right to add backups ------------------------------------------
+        self.upload_policy = aws.iam.RolePolicy(
+            f"{name}-upload",
+            role=args.role_name,
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(upload_policy(arn, self.prefix))),
+            opts=child,
+        )
+
+        # --- daily snapshots of the data volume -------------------------------------------------
+        self.snapshot_policy = None
+        if s.ebs_snapshots:
+            dlm_role = aws.iam.Role(
+                f"{name}-dlm-role",
+                assume_role_policy=service_trust_policy("dlm.amazonaws.com"),
+                description=f"odoo-pulumi {s.stack}: Data Lifecycle Manager snapshots of the data volume",
+                tags=t,
+                opts=child,
+            )
+            dlm_attach = aws.iam.RolePolicyAttachment(
+                f"{name}-dlm-service", role=dlm_role.name, policy_arn=DLM_SERVICE_POLICY_ARN, opts=child,
+            )
+            self.snapshot_policy = aws.dlm.LifecyclePolicy(
+                f"{name}-snapshots",
+                description=dlm_text(f"odoo-pulumi {s.stack} daily snapshots of the data volume"),
+                execution_role_arn=dlm_role.arn,
+                state="ENABLED",
+                policy_details=aws.dlm.LifecyclePolicyPolicyDetailsArgs(
+                    policy_type="EBS_SNAPSHOT_MANAGEMENT",
+                    resource_types=["VOLUME"],
+                    target_tags=data_volume_target_tags(s),
+                    schedules=[aws.dlm.LifecyclePolicyPolicyDetailsScheduleArgs(
+                        name="daily",
+                        create_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleCreateRuleArgs(
+                            interval=24, interval_unit="HOURS", times=SNAPSHOT_TIME),
+                        retain_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleRetainRuleArgs(
+                            interval=s.backup_retention_days, interval_unit="DAYS"),
+                        copy_tags=True,
+                        tags_to_add={"SnapshotCreator": "odoo-pulumi-dlm", "Stack": s.stack},
+                    )],
+                ),
+                tags=t,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[dlm_attach]),
+            )
+
+        self.bucket_name = self.bucket.bucket
+        self.region = self.bucket.bucket_region
+        self.register_outputs({
+            "bucket_name": self.bucket_name,
+            "bucket_arn": self.bucket.arn,
+            "region": self.region,
+            "prefix": self.prefix,
+            "url": self.bucket_name.apply(lambda b: f"s3://{b}/{self.prefix}"),
+            "snapshot_policy_id": self.snapshot_policy.id if self.snapshot_policy else None,
+        })
