@@ -14,25 +14,53 @@
 #   $TH_CACHE/ssh/             client key pair and host key of the test host (not in git)
 #   $TH_CACHE/instance/        the running test host's disk: overlay upper/work/merged
 #   $TH_RUN/                   PIDs, veth name and logs of the running test host
+#
+# Slots: ODOO_PULUMI_TESTHOST_SLOT=N (1..99; default 0) runs an independent test host
+# beside the default one (machine odoo-testhost-N at 10.213.N.2, bridge odoo-th-brN,
+# instance-N/, /run/odoo-pulumi/testhost-N/), for engineers sharing one machine. Every
+# testhost-* command acts on the slot of its environment. CI uses slot 0.
 
-TH_MACHINE=odoo-testhost
+TH_SLOT=${ODOO_PULUMI_TESTHOST_SLOT:-0}
+case $TH_SLOT in
+[0-9] | [1-9][0-9]) ;;
+*)
+    echo "ODOO_PULUMI_TESTHOST_SLOT must be a number from 0 to 99, not '$TH_SLOT'" >&2
+    exit 2
+    ;;
+esac
 TH_SUITE=trixie
-TH_HOST_IP=10.213.0.1
-TH_GUEST_IP=10.213.0.2
 TH_PREFIX=24
 TH_REPO_PORT=8213
 TH_USER=ubuntu
+TH_HOST_IP=10.213.$TH_SLOT.1
+TH_GUEST_IP=10.213.$TH_SLOT.2
+TH_BRIDGE=odoo-th-br$TH_SLOT
 TH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TH_CACHE=${ODOO_PULUMI_CACHE:-/var/cache/odoo-pulumi}/testhost
-TH_RUN=/run/odoo-pulumi/testhost
 TH_KEY=$TH_CACHE/ssh/id_ed25519
 TH_KNOWN_HOSTS=$TH_CACHE/ssh/known_hosts
-TH_INSTANCE=$TH_CACHE/instance
+if [ "$TH_SLOT" = 0 ]; then
+    TH_MACHINE=odoo-testhost
+    TH_RUN=/run/odoo-pulumi/testhost
+    TH_INSTANCE=$TH_CACHE/instance
+else
+    TH_MACHINE=odoo-testhost-$TH_SLOT
+    TH_RUN=/run/odoo-pulumi/testhost-$TH_SLOT
+    TH_INSTANCE=$TH_CACHE/instance-$TH_SLOT
+fi
 TH_BOOT_TIMEOUT=${TH_BOOT_TIMEOUT:-180}
 TH_STOP_TIMEOUT=${TH_STOP_TIMEOUT:-30}
 
 th_log() { printf '%s: %s\n' "${0##*/}" "$*" >&2; }
 th_die() { th_log "error: $*"; exit 1; }
+
+# Refuse to write into anything but a test host's tree (never the machine's own /).
+th_require_tree() {
+    case $1 in
+    "" | / | //*) th_die "internal error: refusing to configure '$1' as a test host tree" ;;
+    esac
+    [ -x "$1/usr/bin/apt-get" ] && [ -d "$1/etc/systemd" ] || th_die "internal error: $1 is not a root file system"
+}
 
 th_require_root() {
     [ "$(id -u)" -eq 0 ] || th_die "must run as root (systemd-nspawn, mounts and veth need it)"
@@ -43,11 +71,21 @@ th_require_root() {
 th_lock() {
     local name=$1
     local file=${TH_RUN%/*}/testhost-$name.lock
+    [ "$name" = build ] || file=$TH_RUN.lock
+    th_guard_route
     case " ${TH_LOCKED:-} " in *" $name "*) return 0 ;; esac
-    mkdir -p "${TH_RUN%/*}"
+    mkdir -p "$TH_RUN"
     exec {TH_LOCK_FD}>"$file"
     flock -w 900 "$TH_LOCK_FD" || th_die "another testhost-* command held $file for 15 minutes"
     export TH_LOCKED="${TH_LOCKED:-} $name"
+}
+
+# 10.213.0.0/16 is unreachable from this machine except through a test host's bridge (the
+# more specific 10.213.N.0/24 of a running slot). Without this guard, a connection to a
+# test host that is not up would follow the default route out of the machine. The route
+# is left in place on purpose: it only ever turns such a mistake into "no route to host".
+th_guard_route() {
+    ip route replace unreachable 10.213.0.0/16 || th_die "cannot add the guard route for 10.213.0.0/16"
 }
 
 # Lines of a package list without comments or blanks.
@@ -105,10 +143,34 @@ th_mount_overlay() {
         th_die "the stopped test host's disk was made on $(cat "$TH_INSTANCE/lower"), now $lower is current: run scripts/testhost-up for a fresh one"
     fi
     echo "$lower" >"$TH_INSTANCE/lower"
-    th_overlay_mounted && return 0
-    mount -t overlay overlay \
-        -o "lowerdir=$lower,upperdir=$TH_INSTANCE/upper,workdir=$TH_INSTANCE/work" \
-        "$TH_INSTANCE/merged" || th_die "mounting the overlay on $TH_INSTANCE/merged failed"
+    if ! th_overlay_mounted; then
+        mount -t overlay overlay \
+            -o "lowerdir=$lower,upperdir=$TH_INSTANCE/upper,workdir=$TH_INSTANCE/work" \
+            "$TH_INSTANCE/merged" || th_die "mounting the overlay on $TH_INSTANCE/merged failed"
+    fi
+    [ "$TH_SLOT" = 0 ] || th_write_net_config "$TH_INSTANCE/merged" "$TH_HOST_IP" "$TH_GUEST_IP"
+}
+
+# The files of a root file system $1 that name the addresses: its static address $3 on
+# host0, no DNS, and apt pointed at the local repository on $2 only. The build writes them
+# for slot 0; other slots rewrite them on their overlay.
+th_write_net_config() {
+    local r=$1 host_ip=$2 guest_ip=$3
+    th_require_tree "$r"
+    rm -f "$r/etc/resolv.conf"
+    echo "# odoo-pulumi test host: no DNS, the only reachable address is $host_ip" >"$r/etc/resolv.conf"
+    cat >"$r/etc/systemd/network/10-host0.network" <<EOF
+# odoo-pulumi test host: static address on the veth from systemd-nspawn, no default route.
+[Match]
+Name=host0
+
+[Network]
+Address=$guest_ip/$TH_PREFIX
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+EOF
+    rm -f "$r/etc/apt/sources.list" "$r"/etc/apt/sources.list.d/*
+    echo "deb [trusted=yes] http://$host_ip:$TH_REPO_PORT ./" >"$r/etc/apt/sources.list.d/odoo-pulumi-testhost.list"
 }
 
 th_unmount_overlay() {
@@ -119,7 +181,7 @@ th_unmount_overlay() {
 }
 
 # Host-side name of the container's veth: the peer of host0, found by interface index
-# (systemd shortens ve-<machine> when it is longer than 15 characters).
+# (systemd shortens vb-<machine> when it is longer than 15 characters).
 th_find_veth() {
     local leader=$1 peer
     peer=$(nsenter -t "$leader" -n ip -o link show host0 2>/dev/null \
@@ -210,8 +272,31 @@ th_start_http() {
     th_die "the apt repository HTTP server did not answer on $TH_HOST_IP:$TH_REPO_PORT"
 }
 
-# Boot the overlay (already mounted) in the background, give the host side of the veth its
-# address and start the apt repository server. Does not wait for the boot to finish.
+# The host side of the test host's network: a bridge holding 10.213.0.1 and the HTTP
+# server of the apt repository bound to it. Both live from testhost-up to testhost-down,
+# across testhost-stop/start: while the container is stopped, 10.213.0.0/24 stays routed
+# to the (empty) bridge, so connections to the test host fail on this machine instead of
+# following the default route out of it. Idempotent.
+th_net_up() {
+    if ! ip link show "$TH_BRIDGE" >/dev/null 2>&1; then
+        ip link add "$TH_BRIDGE" type bridge || th_die "cannot create the bridge $TH_BRIDGE"
+    fi
+    ip addr replace "$TH_HOST_IP/$TH_PREFIX" dev "$TH_BRIDGE" || th_die "cannot address $TH_BRIDGE"
+    ip link set "$TH_BRIDGE" up || th_die "cannot bring $TH_BRIDGE up"
+    th_http_pid >/dev/null || th_start_http
+}
+
+th_net_down() {
+    local pid
+    if pid=$(th_http_pid); then th_terminate "$pid" 5; fi
+    rm -f "$TH_RUN/http.pid"
+    if ip link show "$TH_BRIDGE" >/dev/null 2>&1; then
+        ip link del "$TH_BRIDGE" || th_die "cannot delete the bridge $TH_BRIDGE"
+    fi
+}
+
+# Boot the overlay (already mounted) in the background, its veth on the bridge of
+# th_net_up. Does not wait for the boot to finish.
 th_boot() {
     local pid leader veth i
     mkdir -p "$TH_RUN"
@@ -219,7 +304,8 @@ th_boot() {
     # has cgroup v1 controllers, read-only inside a container anyway).
     SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1 TH_CGROUP=odoo-pulumi-$TH_MACHINE \
         th_daemon "$TH_RUN/console.log" systemd-nspawn -q -D "$TH_INSTANCE/merged" -b \
-        -M "$TH_MACHINE" --network-veth --register=no --keep-unit --console=read-only
+        -M "$TH_MACHINE" --network-bridge="$TH_BRIDGE" --register=no --keep-unit \
+        --console=read-only
     pid=$TH_DAEMON_PID
     echo "$pid" >"$TH_RUN/nspawn.pid"
     for ((i = 0; i < 100; i++)); do
@@ -230,9 +316,6 @@ th_boot() {
     [ -n "${veth:-}" ] || th_die "the container's veth did not appear within 10 s"
     echo "$leader" >"$TH_RUN/leader.pid"
     echo "$veth" >"$TH_RUN/veth"
-    ip addr replace "$TH_HOST_IP/$TH_PREFIX" dev "$veth" || th_die "cannot address $veth"
-    ip link set "$veth" up || th_die "cannot bring $veth up"
-    th_start_http
 }
 
 # Wait until sshd answers and systemd says the boot is over (running or degraded).
@@ -254,18 +337,20 @@ th_wait_ready() {
     th_die "the test host was not ready within ${TH_BOOT_TIMEOUT}s (last state: ${state:-no ssh answer}); console: $TH_RUN/console.log"
 }
 
-# Stop the container and the HTTP server by their recorded PIDs; remove the veth if it
-# outlived the container. Keeps the disk (overlay upper) and leaves the overlay unmounted.
+# Stop the container by its recorded PID (a clean shutdown: systemd-nspawn turns TERM into
+# a halt of the container) and unmount its disk, which is kept. The bridge and the HTTP
+# server stay (th_net_down removes them).
 th_halt() {
     local pid leader veth
-    if pid=$(th_http_pid); then th_terminate "$pid" 5; fi
-    rm -f "$TH_RUN/http.pid"
     leader=$(th_live_pid leader.pid systemd) || leader=
     if pid=$(th_nspawn_pid); then
         th_terminate "$pid" "$TH_STOP_TIMEOUT"
     fi
-    # If nspawn was killed, its container may outlive it: kill its init (and so its PID namespace).
+    # If nspawn had to be killed, its container may outlive it: kill its init, and with
+    # it the whole PID namespace (TERM would only make systemd re-execute itself).
     if [ -n "$leader" ] && kill -0 "$leader" 2>/dev/null; then
+        th_log "the container's init $leader outlived systemd-nspawn: sending KILL"
+        kill -KILL "$leader" 2>/dev/null || true
         th_terminate "$leader" 5
     fi
     rm -f "$TH_RUN/nspawn.pid" "$TH_RUN/leader.pid"
