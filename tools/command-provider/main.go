@@ -32,7 +32,7 @@ var replaceProperties = map[string]bool{"triggers": true}
 func newProvider() (p.Provider, error) {
 	prov, err := infer.NewProviderBuilder().
 		WithDisplayName("Command (odoo-pulumi stand-in)").
-		WithDescription("odoo-pulumi's stand-in for the pulumi-command provider: run commands " +
+		WithDescription("odoo-pulumi's stand-in for the pulumi-command provider: run commands "+
 			"locally or over SSH and copy files over SFTP.").
 		WithResources(
 			infer.Resource(remote.Command{}),

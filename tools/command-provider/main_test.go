@@ -455,3 +455,53 @@ func TestLocalCommandLogging(t *testing.T) {
 		}
 	}
 }
+
+// At preview a server's address is often unknown (a new Elastic IP): Check and a preview
+// Create must accept an unknown host or a wholly unknown connection, run nothing, and leave
+// stdout unknown.
+func TestPreviewWithUnknownConnection(t *testing.T) {
+	s := server(t)
+	u := urn("remote:Command", "c")
+	partly := mustMap(t, map[string]any{"create": "touch /nonexistent/never", "connection": map[string]any{"user": "root"}})
+	partly = partly.Set("connection", property.New(partly.Get("connection").AsMap().Set("host", property.New(property.Computed))))
+	wholly := mustMap(t, map[string]any{"create": "touch /nonexistent/never"}).Set("connection", property.New(property.Computed))
+	for name, in := range map[string]property.Map{"unknown host": partly, "unknown connection": wholly} {
+		checked, err := s.Check(p.CheckRequest{Urn: u, Inputs: in})
+		if err != nil || len(checked.Failures) > 0 {
+			t.Errorf("%s: check: %v %v", name, err, checked.Failures)
+			continue
+		}
+		resp, err := s.Create(p.CreateRequest{Urn: u, Properties: checked.Inputs, DryRun: true})
+		if err != nil {
+			t.Errorf("%s: preview create: %v", name, err)
+			continue
+		}
+		if !resp.Properties.Get("stdout").IsComputed() {
+			t.Errorf("%s: stdout %v, want unknown", name, resp.Properties.Get("stdout"))
+		}
+	}
+}
+
+// A preview of an update runs nothing and shows stdout as unknown (it will change).
+func TestPreviewUpdateRunsNothing(t *testing.T) {
+	s := server(t)
+	dir := t.TempDir()
+	u := urn("local:Command", "l")
+	in := mustMap(t, map[string]any{"create": "echo run >> log; echo v1", "dir": dir})
+	created, err := s.Create(p.CreateRequest{Urn: u, Properties: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := in.Set("create", property.New("echo run >> log; echo v2"))
+	resp, err := s.Update(p.UpdateRequest{Urn: u, ID: created.ID, State: created.Properties, OldInputs: in,
+		Inputs: changed, DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "log")); string(b) != "run\n" {
+		t.Errorf("preview update ran the command: log %q", b)
+	}
+	if !resp.Properties.Get("stdout").IsComputed() {
+		t.Errorf("preview update stdout %v, want unknown", resp.Properties.Get("stdout"))
+	}
+}

@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/pkg/sftp"
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 	"github.com/pulumi/pulumi-go-provider/infer/types"
-	"github.com/pkg/sftp"
 )
 
 // CopyToRemote is `command:remote:CopyToRemote`: copy a file or a directory to the host

@@ -25,7 +25,7 @@ func ip(i int) *int       { return &i }
 func TestDelaySequence(t *testing.T) {
 	want := []time.Duration{100, 150, 225, 337, 506}
 	for i, w := range want {
-		got := delay(i + 1).Round(time.Millisecond) / time.Millisecond
+		got := delay(i+1).Round(time.Millisecond) / time.Millisecond
 		if got != w && got != w+1 {
 			t.Errorf("delay(%d) = %d ms, want %d ms", i+1, got, w)
 		}
