@@ -2,7 +2,7 @@
 #
 # The test host is a throwaway Debian (trixie, the stand-in for Ubuntu 24.04) booted with
 # systemd as PID 1 under systemd-nspawn, reachable by SSH at 10.213.0.2 as the sudo user
-# `ubuntu`, with a local apt repository served from the host side of its veth. The root
+# `ubuntu`, with a local apt repository served from a bridge at 10.213.0.1. The root
 # file system and the repository are built once into the cache by scripts/testhost-build;
 # every boot runs on an overlay on top of that cached tree, so each test host starts clean.
 #
@@ -14,6 +14,7 @@
 #   $TH_CACHE/ssh/             client key pair and host key of the test host (not in git)
 #   $TH_CACHE/instance/        the running test host's disk: overlay upper/work/merged
 #   $TH_RUN/                   PIDs, veth name and logs of the running test host
+# docs/testbed.md explains the whole.
 #
 # Slots: ODOO_PULUMI_TESTHOST_SLOT=N (1..99; default 0) runs an independent test host
 # beside the default one (machine odoo-testhost-N at 10.213.N.2, bridge odoo-th-brN,
@@ -66,7 +67,7 @@ th_require_root() {
     [ "$(id -u)" -eq 0 ] || th_die "must run as root (systemd-nspawn, mounts and veth need it)"
 }
 
-# Serialise every test host operation on this machine: there is one test host at a time.
+# Serialise the operations on one test host (slot), or the builds of the shared cache.
 # Re-entrant through TH_LOCKED so testhost-up can call testhost-down and testhost-build.
 th_lock() {
     local name=$1
@@ -245,12 +246,14 @@ th_cgroup_roots() {
 
 # Remove the (empty) cgroups th_enter_cgroup made for $1 once its processes are gone.
 th_remove_cgroup() {
-    local name=$1 root
+    local name=$1 root i
     [ -d /run/systemd/system ] && return 0
     for root in $(th_cgroup_roots); do
-        [ -d "$root/$name" ] || continue
-        find "$root/$name" -depth -type d -exec rmdir {} + 2>/dev/null \
-            || th_log "warning: the cgroup $root/$name is not empty yet"
+        for ((i = 0; i < 30; i++)); do
+            [ -d "$root/$name" ] || break
+            find "$root/$name" -depth -type d -exec rmdir {} + 2>/dev/null || sleep 0.1
+        done
+        [ ! -d "$root/$name" ] || th_log "warning: the cgroup $root/$name is not empty yet"
     done
 }
 
