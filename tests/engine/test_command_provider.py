@@ -223,6 +223,19 @@ def e2e(tmp_path_factory):
         sshd.stop()
 
 
+def test_go_unit_tests():
+    """The provider's Go unit tests (diff/replace, dial retry timing, logging) run with the suite."""
+    if shutil.which("go") is None:
+        pytest.skip("needs the go command (it builds the engine too)")
+    cache = Path(os.environ.get("ODOO_PULUMI_CACHE", "/var/cache/odoo-pulumi"))
+    env = dict(os.environ, GOTOOLCHAIN="local", GOSUMDB="off", GOFLAGS="-mod=readonly", CGO_ENABLED="0",
+               GOMODCACHE=str(cache / "go" / "pkg" / "mod"), GOCACHE=str(cache / "go" / "build-cache"))
+    proc = subprocess.run(["go", "test", "-count=1", "./..."], cwd=ROOT / "tools" / "command-provider",
+                          env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ok  \todoo-pulumi/tools/command-provider/remote" in proc.stdout
+
+
 def test_engine_env_installs_the_plugin(e2e):
     """engine-env must put the command plugin where the engine looks (PULUMI_HOME), no PATH warning."""
     stack, _, first = e2e
