@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034  # sourced: the settings are used by the scripts
 # Shared settings and functions of the scripts/testhost-* scripts (sourced, never run).
 #
 # The test host is a throwaway Debian (trixie, the stand-in for Ubuntu 24.04) booted with
