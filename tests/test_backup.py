@@ -173,6 +173,9 @@ def test_unit_is_a_hardened_oneshot_logging_to_journald(variant):
                  "SystemCallFilter=@system-service", "RestrictSUIDSGID=yes"):
         assert line in unit, line
     assert not [line for line in unit if line.startswith("Restart=")], "a oneshot backup is not restarted"
+    # Seen on the test host: User=root with NoNewPrivileges leaves CapEff without
+    # CAP_SETUID, and every switch to postgres fails with EPERM.
+    assert not [line for line in unit if line.startswith("User=")]
     assert not [line for line in unit if line.startswith("[Install]")], "started by its timer only"
 
 
