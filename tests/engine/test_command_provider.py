@@ -64,13 +64,22 @@ main = remote.Command(
     triggers=[trig],
     add_previous_output_in_env=False,
 )
-quiet = remote.Command(
+quiet = remote.Command(  # addPreviousOutputInEnv left at its default (true)
     "quiet",
     connection=conn,
     create=f"echo QUIET-OUT-{gen}; echo QUIET-ERR-{gen} >&2",
     logging=remote.Logging.NONE,
+)
+envok = remote.Command(
+    "envok",
+    connection=conn,
+    create='echo "env=$LC_ODOO_TEST"',
+    environment={"LC_ODOO_TEST": f"e{gen}"},
     add_previous_output_in_env=False,
 )
+if cfg.get_bool("badEnv"):
+    remote.Command("badenv", connection=conn, create="true", environment={"ODOO_CUSTOM": "x"},
+                   add_previous_output_in_env=False)
 copy = remote.CopyToRemote(
     "copy",
     connection=conn,
@@ -79,6 +88,7 @@ copy = remote.CopyToRemote(
 )
 pulumi.export("local", loc.stdout)
 pulumi.export("remote", main.stdout)
+pulumi.export("envok", envok.stdout)
 pulumi.export("quietOut", pulumi.Output.secret(quiet.stdout))  # not printed by up
 '''
 
@@ -255,13 +265,16 @@ def test_create_runs_with_stdin_and_logging(e2e):
     assert "QUIET-OUT-1" not in out and "QUIET-ERR-1" not in out
     outputs = stack.pulumi("stack", "output", "--json", "--show-secrets").stdout
     assert '"local": "local-1"' in outputs and '"quietOut": "QUIET-OUT-1"' in outputs
+    assert '"envok": "env=e1"' in outputs, "an AcceptEnv variable did not arrive"
 
 
-def test_preview_expects_no_changes(e2e):
-    """A second preview of the same program must be clean (CI runs --expect-no-changes)."""
+def test_preview_and_refresh_change_nothing(e2e):
+    """A second preview must be clean (CI runs --expect-no-changes); refresh must run nothing."""
     stack, _, _ = e2e
     stack.pulumi("preview", "--expect-no-changes")
-    assert stack.read("runs") == "create-1-t1\n", "preview ran a command"
+    stack.pulumi("refresh", "--yes")
+    stack.pulumi("preview", "--expect-no-changes")
+    assert stack.read("runs") == "create-1-t1\n", "preview or refresh ran a command"
 
 
 def test_secrets_stay_secret_in_state(e2e):
@@ -283,6 +296,9 @@ def test_changed_create_updates(e2e):
     assert stack.read("deletes") == ""
     assert stack.read("stdin-got") == "TOPSECRET-2\n"
     assert re.search(r"~ +\d+ updated", up.stdout), up.stdout
+    # The default addPreviousOutputInEnv is refused by this sshd (AcceptEnv LANG LC_*): a
+    # warning, not a failure (upstream's behaviour).
+    assert "Unable to set 'PULUMI_COMMAND_STDOUT'" in up.stdout + up.stderr
 
 
 def test_changed_trigger_replaces(e2e):
@@ -333,6 +349,17 @@ def test_high_dial_limit_waits_for_a_late_sshd(e2e):
     assert time.monotonic() - start >= 5
     # The connection changed (a new dial limit), so the command ran again, once sshd was up.
     assert stack.read("runs") == runs_before + "create-2-t2\n"
+
+
+def test_refused_environment_fails_the_command(e2e):
+    """An `environment` variable the sshd refuses fails the command (upstream), with advice."""
+    stack, _, _ = e2e
+    stack.config(badEnv="true")
+    up = stack.up(check=False)
+    stack.pulumi("config", "rm", "badEnv")
+    assert up.returncode != 0
+    assert "unable to set 'ODOO_CUSTOM'" in up.stdout + up.stderr
+    assert "AcceptEnv" in up.stdout + up.stderr
 
 
 def test_destroy_runs_delete(e2e):
