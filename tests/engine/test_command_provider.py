@@ -144,8 +144,9 @@ class Sshd:
         Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(self.work / "sshd_config")],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.work / "sshd.log", "ab"))
+        with open(self.work / "sshd.log", "ab") as log:
+            self.proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(self.work / "sshd_config")],
+                                         stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with socket.socket() as s:
@@ -216,6 +217,8 @@ def e2e(tmp_path_factory):
     """Engine, sshd and a first `pulumi up`; everything is torn down at the end."""
     if not VENV.joinpath("bin", "python").exists():
         pytest.skip("needs the project's .venv (make venv)")
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the throwaway sshd logs in as root")
     ensure_sshd()
     work = tmp_path_factory.mktemp("cmdprov")
     env = engine_env(work / "pulumi-home")
@@ -344,7 +347,12 @@ def test_high_dial_limit_waits_for_a_late_sshd(e2e):
                                stderr=subprocess.STDOUT, text=True)
     time.sleep(5)
     sshd.start()
-    out, _ = up_proc.communicate(timeout=STEP_TIMEOUT)
+    try:
+        out, _ = up_proc.communicate(timeout=STEP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        up_proc.kill()
+        out, _ = up_proc.communicate()
+        pytest.fail(f"pulumi up did not finish within {STEP_TIMEOUT} s:\n{out}")
     assert up_proc.returncode == 0, out
     assert time.monotonic() - start >= 5
     # The connection changed (a new dial limit), so the command ran again, once sshd was up.
