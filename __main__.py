@@ -3,7 +3,7 @@ operator needs. Only wiring lives here; decisions live in components/."""
 
 import pulumi
 
-from components import render
+from components import backup, render
 from components.settings import PROJECT, SECRET_KEYS, SettingsError, declared_config, load_settings, sizing_for
 
 
@@ -50,19 +50,27 @@ from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402
 if settings.target == "aws":
     from components.aws_server import AwsServer, AwsServerArgs
 
+    from components.backup_aws import Backups, BackupsArgs
+
     server = AwsServer("server", AwsServerArgs(settings=settings, sizing=sizing))
+    backups = Backups("backups", BackupsArgs(settings=settings, role_name=server.role.name))
+    files = pulumi.Output.all(files, backups.bucket_name, backups.region).apply(
+        lambda a: {**a[0], **backup.server_files(settings, bucket=a[1], region=a[2])})
     host = server.public_ip
     provisioning = Provisioning(
         "odoo",
         ProvisioningArgs(
             host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
             data_volume_id=server.data_volume_id, server_id=server.instance_id,
-            depends_on=[server],
+            depends_on=[server, backups],
         ),
     )
     pulumi.export("instance_id", server.instance_id)
+    pulumi.export("backup_bucket", backups.bucket_name)
+    pulumi.export("backup_prefix", backups.prefix)
 else:
     host = pulumi.Output.from_input(settings.host)
+    files = files.apply(lambda f: {**f, **backup.server_files(settings)})
     provisioning = Provisioning(
         "odoo",
         ProvisioningArgs(host=host, settings=settings, sizing=sizing, files=files, private_key=private_key),

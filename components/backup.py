@@ -26,7 +26,7 @@ from typing import Any, Mapping, Optional
 import jinja2
 
 from components.render import DATA_DIR, ServerFile
-from components.settings import ROOT, Settings
+from components.settings import ROOT, SHARED_DIRECTORIES, Settings
 
 TEMPLATES = ROOT / "templates"
 RESTORE_SOURCE = ROOT / "scripts" / "restore"
@@ -137,7 +137,7 @@ def destination(s: Settings, bucket: Optional[str] = None, region: Optional[str]
         b, prefix = parse_s3_url(url)
         return Destination(f"s3://{b}/{prefix}", b, prefix, region)
     path = "/" + url.strip("/")
-    if path in ("/", "/etc", "/usr", "/var", "/var/lib", "/var/lib/odoo", "/tmp", "/root", "/home") \
+    if path in SHARED_DIRECTORIES \
             or path.startswith(f"{DATA_DIR}/") or "/./" in path + "/" or "/../" in path + "/":
         raise ValueError(f"backupDestination {url!r}: pick a directory of its own, e.g. /var/backups/odoo")
     return Destination(path)

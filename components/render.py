@@ -30,6 +30,7 @@ SOURCE_DIR = "/opt/odoo/src"
 VENV_DIR = "/opt/odoo/venv"
 ACME_ROOT = "/var/www/letsencrypt"
 SECRET_PLACEHOLDER = "<secret: set by pulumi from adminPassword>"
+DRY_RUN_BUCKET = "bucket-created-by-pulumi"  # the aws target's backup bucket, named at deploy
 
 # Paths on the server, one per rendered file.
 ODOO_CONF = "/etc/odoo/odoo.conf"
@@ -198,7 +199,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     z = sizing_for(s)
-    for path in write_tree(server_files(s, z, SECRET_PLACEHOLDER), args.out):
+    from components import backup  # backup renders with render's helpers: import late
+
+    files = {**server_files(s, z, SECRET_PLACEHOLDER),
+             **backup.server_files(s, **({"bucket": DRY_RUN_BUCKET, "region": "eu-west-1"}
+                                         if s.target == "aws" else {}))}
+    for path in write_tree(files, args.out):
         print(path)
     print(f"# {z.summary}", file=sys.stderr)
     return 0

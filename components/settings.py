@@ -230,7 +230,14 @@ def _url(key: str, v: str) -> None:
         raise _fail(key, v, "expected an http(s)://, ssh:// or git@ URL")
 
 
+# Backups prune old files in their destination: it must be a directory of its own.
+SHARED_DIRECTORIES = ("/", "/etc", "/usr", "/var", "/var/lib", "/var/lib/odoo", "/tmp", "/root", "/home")
+
+
 def _backup_destination(key: str, v: str) -> None:
+    path = "/" + v.strip("/")
+    if not v.startswith("s3://") and (path in SHARED_DIRECTORIES or path.startswith("/var/lib/odoo/")):
+        raise _fail(key, v, "pick a directory of its own (old backups there are pruned), e.g. /var/backups/odoo")
     if not (re.fullmatch(r"/[A-Za-z0-9._/-]+", v) or re.fullmatch(r"s3://[a-z0-9.-]{3,63}(/[A-Za-z0-9._/-]*)?", v)):
         raise _fail(key, v, "expected an absolute directory on the server or an s3://bucket/prefix URL")
 

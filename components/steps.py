@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import jinja2
 
+from components import backup
 from components.render import ACME_ROOT, ODOO_CONF, exec_start
 from components.settings import ROOT, Settings
 
@@ -89,6 +90,8 @@ def plan(s: Settings) -> tuple[Step, ...]:
         Step("odoo-config", ("postgresql", "odoo-install"), ("odoo.conf", "odoo.service"),
              "odoo.conf, the unit, the database, (re)start"),
         Step("nginx", ("base",), site, "Nginx site tested before reload, TLS"),
+        Step("backup", ("postgresql", "odoo-install"), backup.FILE_KEYS,
+             "odoo-backup, odoo-restore, their config, the nightly timer"),
         Step("health", ("odoo-config", "nginx"), (), "/web/health 200 and websocket 101 through Nginx"),
     ]
     return tuple(steps)
@@ -278,6 +281,7 @@ def _contexts(
             "email": s.letsencrypt_email or "",
             "acme_root": ACME_ROOT,
         },
+        "backup": backup.step_context(s, files),
         "health": {
             "domain": s.domain or "",
             "host": host,

@@ -132,6 +132,9 @@ class FakeAws(pulumi.runtime.Mocks):
         elif typ in ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile"):
             state.setdefault("name", f"{args.name}-1234567")
             state["arn"] = f"arn:aws:iam::123456789012:role/{state['name']}"
+        elif typ == "aws:s3/bucket:Bucket":
+            rid = args.inputs["bucketPrefix"] + "20250101abcdef"
+            state.update(bucket=rid, arn=f"arn:aws:s3:::{rid}", bucketRegion="eu-west-1")
         elif typ == "aws:ec2/instance:Instance":
             rid = "i-0123456789abcdef0"
         elif typ == "aws:ebs/volume:Volume":

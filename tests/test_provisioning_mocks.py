@@ -16,7 +16,17 @@ import pytest
 from pulumi.runtime.mocks import MockMonitor
 
 from components import steps
-from components.render import admin_passwd_hash, server_files
+from components import backup
+from components.render import admin_passwd_hash
+from components.render import server_files as render_server_files
+
+
+def server_files(s, z, admin):
+    """Every file the server gets: render's and the backup's (the stack bucket on aws)."""
+    aws = s.target == "aws"
+    return {**render_server_files(s, z, admin),
+            **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
+                                  region="eu-west-1" if aws else None)}
 from components.settings import sizing_for
 from tests.conftest import host_settings, stack_settings
 

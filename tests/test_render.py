@@ -156,7 +156,9 @@ def test_render_cli_writes_the_tree(tmp_path):
     assert f"admin_passwd = {render.SECRET_PLACEHOLDER}" in text
     assert oct(conf_path.stat().st_mode & 0o777) == "0o640"
     for rel in ("etc/systemd/system/odoo.service", "etc/nginx/sites-available/odoo",
-                "etc/nginx/sites-available/odoo-acme", "etc/postgresql/16/main/conf.d/90-odoo-pulumi.conf"):
+                "etc/nginx/sites-available/odoo-acme", "etc/postgresql/16/main/conf.d/90-odoo-pulumi.conf",
+                "usr/local/sbin/odoo-backup", "usr/local/sbin/odoo-restore",
+                "etc/systemd/system/odoo-backup.timer"):
         assert (tmp_path / rel).is_file(), rel
     bad = subprocess.run([sys.executable, "-m", "components.render", "--stack", "nope", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True)

@@ -75,6 +75,8 @@ def test_engine_strings_are_coerced():
         ({"hostVcpus": 2}, "hostMemoryMiB", "together"),
         ({"hostVcpus": 2, "hostMemoryMiB": 2048, "users": 30}, "users", "existing host is too small"),
         ({"backupDestination": "relative"}, "backupDestination", "absolute directory"),
+        ({"backupDestination": "/var"}, "backupDestination", "directory of its own"),
+        ({"backupDestination": "/var/lib/odoo/backups"}, "backupDestination", "directory of its own"),
     ],
 )
 def test_bad_value_names_key_value_and_allowed(over, key, allowed):

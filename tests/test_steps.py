@@ -14,7 +14,17 @@ import subprocess
 import pytest
 
 from components import steps
-from components.render import admin_passwd_hash, server_files
+from components import backup
+from components.render import admin_passwd_hash
+from components.render import server_files as render_server_files
+
+
+def server_files(s, z, admin):
+    """Every file the server gets: render's and the backup's (the stack bucket on aws)."""
+    aws = s.target == "aws"
+    return {**render_server_files(s, z, admin),
+            **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
+                                  region="eu-west-1" if aws else None)}
 from components.settings import sizing_for
 from tests.conftest import host_settings, stack_settings
 
@@ -68,7 +78,7 @@ def test_plan_order_respects_every_dependency():
 def test_host_plan_has_no_data_volume_and_aws_mounts_it_before_data():
     """The EBS volume exists only on AWS, and PostgreSQL and Odoo's data must land on it."""
     host_names = [st.name for st in steps.plan(host_settings())]
-    assert host_names == ["wait", "base", "postgresql", "odoo-install", "odoo-config", "nginx", "health"]
+    assert host_names == ["wait", "base", "postgresql", "odoo-install", "odoo-config", "nginx", "backup", "health"]
     by_name = {st.name: st for st in steps.plan(aws())}
     assert "data-volume" in by_name["postgresql"].depends_on
     assert "data-volume" in by_name["odoo-install"].depends_on
