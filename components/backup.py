@@ -29,7 +29,7 @@ from components.render import DATA_DIR, ServerFile
 from components.settings import ROOT, SHARED_DIRECTORIES, Settings
 
 TEMPLATES = ROOT / "templates"
-RESTORE_SOURCE = ROOT / "scripts" / "restore"
+RESTORE_SOURCE = ROOT / "templates" / "backup" / "odoo-restore"  # scripts/restore links here
 
 BACKUP_BIN = "/usr/local/sbin/odoo-backup"
 RESTORE_BIN = "/usr/local/sbin/odoo-restore"
@@ -222,7 +222,7 @@ def render_timer(s: Settings) -> str:
 
 
 def restore_script() -> str:
-    """scripts/restore as it is: the repository's file is the server's odoo-restore."""
+    """The restore command as it is (scripts/restore is a link to the same file)."""
     return RESTORE_SOURCE.read_text()
 
 
