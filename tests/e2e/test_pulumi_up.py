@@ -132,6 +132,7 @@ def test_phase1_first_up_provisions_everything(bed):
     for unit in ("postgresql", "nginx", "odoo"):
         assert bed.ssh(f"systemctl is-active {unit}") == "active", unit
         assert bed.ssh(f"systemctl is-enabled {unit}") == "enabled", unit
+    assert bed.ssh("systemctl is-enabled odoo-backup.timer") == "enabled", "nightly backup not armed"
     status, headers, body = http_get(bed.host["host"], "/web/health")
     assert status == 200 and json.loads(body) == {"status": "pass"}
     assert websocket_status(bed.host["host"]).startswith("HTTP/1.1 101"), "websocket not switched"
