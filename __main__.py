@@ -4,7 +4,7 @@ operator needs. Only wiring lives here; decisions live in components/."""
 import pulumi
 
 from components import backup, render
-from components.settings import PROJECT, SECRET_KEYS, SettingsError, declared_config, load_settings, sizing_for
+from components.settings import PROJECT, SECRET_KEYS, SettingsError, load_settings, sizing_for
 
 
 def read_stack_config() -> tuple[dict, set[str]]:

@@ -23,12 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-import jinja2
 
 from components.render import DATA_DIR, ServerFile
 from components.settings import ROOT, SHARED_DIRECTORIES, Settings
+from components.templating import environment, managed_header
 
-TEMPLATES = ROOT / "templates"
 RESTORE_SOURCE = ROOT / "templates" / "backup" / "odoo-restore"  # scripts/restore links here
 
 BACKUP_BIN = "/usr/local/sbin/odoo-backup"
@@ -176,18 +175,11 @@ def conf_values(s: Settings, dest: Destination, credentials: Optional[S3Credenti
     return values
 
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    autoescape=False,
-)
+_env = environment(trim_blocks=True, lstrip_blocks=True)
 
 
 def _header(s: Settings) -> str:
-    return f"Managed by odoo-pulumi (stack {s.stack}): local changes are overwritten."
+    return managed_header(s.stack)
 
 
 def render_conf(s: Settings, dest: Destination, credentials: Optional[S3Credentials] = None) -> str:

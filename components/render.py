@@ -17,12 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
-from components.settings import ROOT, Settings, SettingsError, load_settings, read_stack_file, sizing_for
+from components.settings import Settings, SettingsError, load_settings, read_stack_file, sizing_for
 from components.sizing import Sizing
+from components.templating import environment, managed_header
 
-TEMPLATES = ROOT / "templates"
 HTTP_PORT = 8069
 GEVENT_PORT = 8072
 DATA_DIR = "/var/lib/odoo"
@@ -52,13 +50,7 @@ class ServerFile:
     secret: bool = False
 
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=False,
-    autoescape=False,
-)
+_env = environment()
 
 
 def _ab64(raw: bytes) -> str:
@@ -105,7 +97,7 @@ def _context(s: Settings, z: Sizing, **extra) -> dict:
         "s": s,
         "z": z,
         "pg": z.postgres,
-        "header": f"Managed by odoo-pulumi (stack {s.stack}): local changes are overwritten.",
+        "header": managed_header(s.stack),
         "summary": z.summary,
         "odoo_version": s.odoo_version,
         "http_port": HTTP_PORT,

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import jinja2
 
 from components import backup
 from components.render import ACME_ROOT, ODOO_CONF, exec_start
 from components.settings import ROOT, Settings
+from components.templating import environment
 
 TEMPLATES = ROOT / "templates" / "scripts"
 
@@ -168,13 +168,10 @@ def _quote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(TEMPLATES),
-    undefined=jinja2.StrictUndefined,
-    keep_trailing_newline=True,
+_env = environment(
+    TEMPLATES,
     trim_blocks=True,
     lstrip_blocks=True,
-    autoescape=False,
     # Bash's ${#array[@]} would open a Jinja comment with the default "{#".
     comment_start_string="{##",
     comment_end_string="##}",
