@@ -12,7 +12,7 @@ OUT ?= out/$(STACK)
         sizing render lint-workflows clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
