@@ -475,3 +475,14 @@ def test_actionlint_accepts_the_workflows_and_rejects_a_broken_copy(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode != 0
     assert 'property "versons" is not defined' in r.stdout + r.stderr
+
+
+def test_preview_recorded_from_the_real_engine_passes():
+    """A preview printed by the real engine (local stack, users change): the guard reads
+    its shape, finds the two updated commands and passes."""
+    fixture = FIXTURES / "recorded-engine-local-users-change.json"
+    data = json.loads(fixture.read_text())
+    changed = [s for s in data["steps"] if s["op"] != "same"]
+    assert {s["urn"].split("::")[-1] for s in changed} == {"odoo-odoo-config", "odoo-health"}
+    r = run_guard(fixture)
+    assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
