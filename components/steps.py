@@ -241,6 +241,7 @@ def _contexts(
         },
         "data-volume": {
             "volume_id": data_volume_id or "",
+            "size_gib": s.data_volume_gib,  # a grown volume re-runs the step, which grows the fs
             "mount_point": DATA_MOUNT,
             "bind_dirs": [list(pair) for pair in DATA_BIND_DIRS],
         },

@@ -17,6 +17,8 @@ from components import steps
 from components import backup
 from components.render import admin_passwd_hash
 from components.render import server_files as render_server_files
+from components.settings import sizing_for
+from tests.conftest import host_settings, stack_settings
 
 
 def server_files(s, z, admin):
@@ -25,8 +27,6 @@ def server_files(s, z, admin):
     return {**render_server_files(s, z, admin),
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
-from components.settings import sizing_for
-from tests.conftest import host_settings, stack_settings
 
 ADMIN = "correct horse battery staple"
 HASH = admin_passwd_hash(ADMIN, "test")
@@ -304,3 +304,11 @@ def test_scripts_pass_bash_and_shellcheck(variant, tmp_path):
         if shutil.which("shellcheck"):
             r = subprocess.run(["shellcheck", "-S", "warning", str(path)], capture_output=True, text=True)
             assert r.returncode == 0, f"{name}:\n{r.stdout}"
+
+
+def test_growing_the_data_volume_reruns_only_its_step():
+    """dataVolumeGiB 30 -> 80: EBS grows the volume in place; only the data-volume step's
+    script changes (and the health check after it), and it grows the file system (resize2fs)."""
+    sa, sb = render(aws()), render(aws(dataVolumeGiB=80))
+    assert [k for k in sa if sa[k] != sb[k]] == ["data-volume", "health"]  # health re-checks after any change
+    assert "80 * 1024 * 1024 * 1024" in sb["data-volume"] and "resize2fs" in sb["data-volume"]
