@@ -69,6 +69,12 @@ if settings.target == "aws":
     pulumi.export("backup_bucket", backups.bucket_name)
     pulumi.export("backup_prefix", backups.prefix)
 else:
+    if not settings.host_vcpus:
+        pulumi.log.warn(
+            f"target host: the server's size is not declared, so Odoo and PostgreSQL are sized as if it "
+            f"had {sizing.vcpus} vCPU and {sizing.memory_mib} MiB (like {sizing.instance_type}); set "
+            f"hostVcpus and hostMemoryMiB to have the real server checked"
+        )
     host = pulumi.Output.from_input(settings.host)
     files = files.apply(lambda f: {**f, **backup.server_files(settings)})
     provisioning = Provisioning(
