@@ -213,7 +213,7 @@ class Running:
                                      stdout=self.handle, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
-    def wait_ready(self, expect_children=0, timeout=20):
+    def wait_ready(self, expect_children=0, timeout=60):
         """Return self once healthy; on failure stop the fake (no leaked processes) and fail."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -560,7 +560,7 @@ def test_respawn_then_sigterm_stops_everything(cluster, tmp_path):
             time.sleep(0.05)
         started = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
-        assert server.proc.wait(5) == 0
+        assert server.proc.wait(20) == 0
         assert time.monotonic() - started < 5
         assert [pid for pid in kids if alive(pid)] == []
         assert not _accepts(opts["http_port"]) and not _accepts(opts["gevent_port"])
@@ -598,7 +598,7 @@ def test_threaded_mode(cluster, tmp_path):
         assert headers["sec-websocket-accept"] == RFC6455_ACCEPT
         assert not _accepts(opts["gevent_port"])
         server.proc.send_signal(signal.SIGTERM)
-        assert server.proc.wait(5) == 0
+        assert server.proc.wait(20) == 0
     finally:
         server.stop()
 
