@@ -23,3 +23,16 @@ def host_settings(**over):
 def small():
     s = stack_settings("small")
     return s, sizing_for(s)
+
+
+def assert_shell_clean(path) -> None:
+    """A shell script parses (bash -n) and shellcheck finds no warning in it; CI installs
+    shellcheck, a developer machine without it gets the parse check alone."""
+    import shutil
+    import subprocess
+
+    r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, f"{path}: {r.stderr}"
+    if shutil.which("shellcheck"):
+        r = subprocess.run(["shellcheck", "-S", "warning", str(path)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{path}:\n{r.stdout}"

@@ -28,7 +28,7 @@ import pytest
 
 from components import backup, render
 from components.settings import ROOT, sizing_for
-from tests.conftest import host_settings, stack_settings
+from tests.conftest import assert_shell_clean, host_settings, stack_settings
 
 BUCKET = "odoo-backups-small-0a1b2c3"
 
@@ -262,11 +262,7 @@ def test_restore_and_step_pass_bash_and_shellcheck(tmp_path):
         path.write_text(backup.render_step(s, files))
         paths.append(path)
     for path in paths:
-        r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
-        assert r.returncode == 0, f"{path.name}: {r.stderr}"
-        if shutil.which("shellcheck"):
-            r = subprocess.run(["shellcheck", "-S", "warning", str(path)], capture_output=True, text=True)
-            assert r.returncode == 0, f"{path.name}:\n{r.stdout}"
+        assert_shell_clean(path)
 
 
 def test_step_installs_what_the_destination_needs():

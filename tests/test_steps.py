@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-import subprocess
 
 import pytest
 
@@ -18,7 +16,7 @@ from components import backup
 from components.render import admin_passwd_hash
 from components.render import server_files as render_server_files
 from components.settings import sizing_for
-from tests.conftest import host_settings, stack_settings
+from tests.conftest import assert_shell_clean, host_settings, stack_settings
 
 
 def server_files(s, z, admin):
@@ -299,11 +297,7 @@ def test_scripts_pass_bash_and_shellcheck(variant, tmp_path):
     for name, script in render(s).items():
         path = tmp_path / f"{name}.sh"
         path.write_text(script)
-        r = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
-        assert r.returncode == 0, f"{name}: {r.stderr}"
-        if shutil.which("shellcheck"):
-            r = subprocess.run(["shellcheck", "-S", "warning", str(path)], capture_output=True, text=True)
-            assert r.returncode == 0, f"{name}:\n{r.stdout}"
+        assert_shell_clean(path)
 
 
 def test_growing_the_data_volume_reruns_only_its_step():
