@@ -166,6 +166,16 @@ func pythonOptions(info *pulumirpc.ProgramInfo, isPlugin bool) (toolchain.Python
 	return opts, nil
 }
 
+// resolveToolchain is the toolchain (pip, uv or poetry) of a program or plugin, from its
+// runtime options: every request that touches the Python environment starts here.
+func resolveToolchain(info *pulumirpc.ProgramInfo, isPlugin bool) (toolchain.Toolchain, error) {
+	opts, err := pythonOptions(info, isPlugin)
+	if err != nil {
+		return nil, err
+	}
+	return toolchain.ResolveToolchain(opts)
+}
+
 func (h *pythonHost) Handshake(ctx context.Context, req *pulumirpc.LanguageHandshakeRequest,
 ) (*pulumirpc.LanguageHandshakeResponse, error) {
 	h.mu.Lock()
@@ -196,11 +206,7 @@ func (h *pythonHost) GetRequiredPlugins(context.Context, *pulumirpc.GetRequiredP
 // existing environment is left alone).
 func (h *pythonHost) GetRequiredPackages(ctx context.Context, req *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	opts, err := pythonOptions(req.GetInfo(), false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, err := resolveToolchain(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +223,7 @@ func (h *pythonHost) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, er
 
 // Run executes the Python program through the exec shim and reports how it ended.
 func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
-	opts, err := pythonOptions(req.GetInfo(), false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, err := resolveToolchain(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -327,11 +329,7 @@ func configEnv(req *pulumirpc.RunRequest) ([]string, error) {
 func (h *pythonHost) InstallDependencies(req *pulumirpc.InstallDependenciesRequest,
 	server pulumirpc.LanguageRuntime_InstallDependenciesServer,
 ) error {
-	opts, err := pythonOptions(req.GetInfo(), req.GetIsPlugin())
-	if err != nil {
-		return err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, err := resolveToolchain(req.GetInfo(), req.GetIsPlugin())
 	if err != nil {
 		return err
 	}
@@ -354,11 +352,7 @@ func (h *pythonHost) RunPlugin(req *pulumirpc.RunPluginRequest,
 ) error {
 	ctx := server.Context()
 	isPolicy := req.GetKind() == string(apitype.AnalyzerPlugin)
-	opts, err := pythonOptions(req.GetInfo(), !isPolicy)
-	if err != nil {
-		return err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, err := resolveToolchain(req.GetInfo(), !isPolicy)
 	if err != nil {
 		return err
 	}
@@ -445,11 +439,7 @@ func (h *pythonHost) RunPlugin(req *pulumirpc.RunPluginRequest,
 
 // About reports the Python in use (`pulumi about`).
 func (h *pythonHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
-	opts, err := pythonOptions(req.GetInfo(), false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, err := resolveToolchain(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -466,11 +456,7 @@ func (h *pythonHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (*p
 // GetProgramDependencies lists the packages installed in the program's environment (`pulumi about`).
 func (h *pythonHost) GetProgramDependencies(ctx context.Context, req *pulumirpc.GetProgramDependenciesRequest,
 ) (*pulumirpc.GetProgramDependenciesResponse, error) {
-	opts, err := pythonOptions(req.GetInfo(), false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	tc, err := resolveToolchain(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
