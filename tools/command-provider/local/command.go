@@ -4,8 +4,6 @@ package local
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -83,12 +81,6 @@ func (c *CommandInputs) Annotate(a infer.Annotator) {
 	a.Describe(&c.AssetPaths, "Not supported by odoo-pulumi's stand-in (rejected).")
 }
 
-func newID(name string) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return name + "-" + hex.EncodeToString(b)
-}
-
 func check(in CommandInputs) error {
 	if len(in.ArchivePaths) > 0 || len(in.AssetPaths) > 0 {
 		return errors.New("archivePaths and assetPaths are not supported by odoo-pulumi's stand-in command provider")
@@ -104,7 +96,7 @@ func (Command) Create(ctx context.Context, req infer.CreateRequest[CommandInputs
 		return infer.CreateResponse[CommandOutputs]{}, err
 	}
 	state := CommandOutputs{CommandInputs: req.Inputs}
-	id := newID(req.Name)
+	id := run.NewID(req.Name)
 	if req.DryRun {
 		return infer.CreateResponse[CommandOutputs]{ID: id, Output: state}, nil
 	}

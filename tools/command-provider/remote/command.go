@@ -2,8 +2,6 @@ package remote
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -67,19 +65,12 @@ func (c *CommandOutputs) Annotate(a infer.Annotator) {
 	a.Describe(&c.Stderr, "The standard error of the command's process.")
 }
 
-// newID names a created resource: its name plus a random suffix.
-func newID(name string) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return name + "-" + hex.EncodeToString(b)
-}
-
 // Create runs `create` (not on preview: stdout and stderr are then unknown).
 func (Command) Create(ctx context.Context, req infer.CreateRequest[CommandInputs]) (
 	infer.CreateResponse[CommandOutputs], error,
 ) {
 	state := CommandOutputs{CommandInputs: req.Inputs}
-	id := newID(req.Name)
+	id := run.NewID(req.Name)
 	if req.DryRun {
 		return infer.CreateResponse[CommandOutputs]{ID: id, Output: state}, nil
 	}

@@ -15,6 +15,8 @@ import (
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 	"github.com/pulumi/pulumi-go-provider/infer/types"
+
+	"odoo-pulumi/tools/command-provider/internal/run"
 )
 
 // CopyToRemote is `command:remote:CopyToRemote`: copy a file or a directory to the host
@@ -55,7 +57,7 @@ func (c *CopyToRemoteInputs) Annotate(a infer.Annotator) {
 func (CopyToRemote) Create(ctx context.Context, req infer.CreateRequest[CopyToRemoteInputs]) (
 	infer.CreateResponse[CopyToRemoteOutputs], error,
 ) {
-	id := newID(req.Name)
+	id := run.NewID(req.Name)
 	if !req.DryRun {
 		if err := copyToRemote(ctx, req.Inputs); err != nil {
 			return infer.CreateResponse[CopyToRemoteOutputs]{}, err
