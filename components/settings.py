@@ -53,6 +53,7 @@ class Settings:
     target: str
     users: int
     users_per_worker: int
+    full_worker_count: bool
     instance_type: str | None
     arch: str
     limit_time_cpu: int
@@ -73,6 +74,7 @@ class Settings:
     host: str | None
     host_vcpus: int
     host_memory_mib: int
+    host_threads_per_core: int
     port: int
     ssh_user: str
     ssh_public_key: str | None
@@ -263,6 +265,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "port": _range(1, 65535),
     "hostVcpus": _range(0, 448),
     "hostMemoryMiB": _range(0, 24 * 1024 * 1024),
+    "hostThreadsPerCore": _range(1, 8),
     "sshUser": _pattern(_SSH_USER, "expected a Unix user name", False),
     "dialErrorLimit": _range(-1, 100000),
     "timezone": _pattern(_TZ, "expected UTC or an Area/City zone like Europe/Brussels", False),
@@ -331,6 +334,7 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
             arch=v["arch"], limit_time_real=v["limitTimeReal"], limit_time_cpu=v["limitTimeCpu"],
             host_vcpus=v["hostVcpus"] if v["target"] == "host" else 0,
             host_memory_mib=v["hostMemoryMiB"] if v["target"] == "host" else 0,
+            host_threads_per_core=v["hostThreadsPerCore"], full_worker_count=v["fullWorkerCount"],
         )
     except sizing.SizingError as e:
         raise SettingsError(f"setting users={v['users']}: {e}") from None
@@ -340,6 +344,7 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
         target=v["target"],
         users=v["users"],
         users_per_worker=v["usersPerWorker"],
+        full_worker_count=v["fullWorkerCount"],
         instance_type=v["instanceType"] or None,
         arch=v["arch"],
         limit_time_cpu=v["limitTimeCpu"],
@@ -360,6 +365,7 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
         host=v["host"] or None,
         host_vcpus=v["hostVcpus"],
         host_memory_mib=v["hostMemoryMiB"],
+        host_threads_per_core=v["hostThreadsPerCore"],
         port=v["port"],
         ssh_user=v["sshUser"],
         ssh_public_key=v["sshPublicKey"] or None,
@@ -401,6 +407,9 @@ def _cross_checks(v: dict[str, Any]) -> None:
         if bool(v["hostVcpus"]) != bool(v["hostMemoryMiB"]):
             raise _fail("hostMemoryMiB" if v["hostVcpus"] else "hostVcpus", 0,
                         "set hostVcpus and hostMemoryMiB together (the existing server's size)")
+        if v["hostVcpus"] % v["hostThreadsPerCore"]:
+            raise _fail("hostVcpus", v["hostVcpus"], f"a multiple of hostThreadsPerCore={v['hostThreadsPerCore']} "
+                        "(vCPUs are cores x threads per core)")
         if not v["host"]:
             raise _fail("host", "", "required with target=host: the address of the existing server")
         try:
@@ -432,4 +441,5 @@ def sizing_for(s: Settings) -> sizing.Sizing:
         arch=s.arch, limit_time_real=s.limit_time_real, limit_time_cpu=s.limit_time_cpu,
         host_vcpus=s.host_vcpus if s.target == "host" else 0,
         host_memory_mib=s.host_memory_mib if s.target == "host" else 0,
+        host_threads_per_core=s.host_threads_per_core, full_worker_count=s.full_worker_count,
     )

@@ -215,6 +215,15 @@ def _source_packages(s: Settings) -> list[str]:
     return pkgs
 
 
+def _declared_size(s: Settings) -> dict[str, int] | None:
+    """The existing server's declared size (target host), which the wait step checks
+    against the server's own lscpu and /proc/meminfo; None when nothing is declared."""
+    if s.target != "host" or not s.host_vcpus:
+        return None
+    return {"vcpus": s.host_vcpus, "threads_per_core": s.host_threads_per_core,
+            "cores": s.host_vcpus // s.host_threads_per_core, "memory_mib": s.host_memory_mib}
+
+
 def _fingerprint(*parts: str) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -231,7 +240,7 @@ def _contexts(
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
     ctx: dict[str, dict[str, Any]] = {
-        "wait": {},
+        "wait": {"declared": _declared_size(s)},
         "base": {
             "packages": list(BASE_PACKAGES) + (["ufw"] if s.firewall else []),
             "timezone": s.timezone,

@@ -98,7 +98,7 @@ def test_no_secret_in_plain_text_in_commands(stack, monkeypatch, tmp_path):
 
 def test_bad_setting_stops_before_any_resource(monkeypatch):
     """A bad value is one clear error naming the key, and nothing is registered."""
-    with pytest.raises(Exception, match=r"setting users=0 is invalid: allowed 1\.\.576"):
+    with pytest.raises(Exception, match=r"setting users=0 is invalid: allowed 1\.\.720"):
         run_program("small", monkeypatch, {"users": 0})
 
 

@@ -47,8 +47,8 @@ def test_engine_strings_are_coerced():
 @pytest.mark.parametrize(
     "over, key, allowed",
     [
-        ({"users": 0}, "users", "allowed 1..576"),
-        ({"users": -3}, "users", "allowed 1..576"),
+        ({"users": 0}, "users", "allowed 1..720"),
+        ({"users": -3}, "users", "allowed 1..720"),
         ({"users": "sixty"}, "users", "whole number"),
         ({"users": "1e9"}, "users", "whole number"),
         ({"users": 10**9}, "users", "more needs more than one VM"),
@@ -73,6 +73,10 @@ def test_engine_strings_are_coerced():
         ({"odooSource": "archive", "odooArchive": "/nonexistent/odoo.tar.gz"}, "odooArchive", "no such file"),
         ({"usersPerWorker": 0}, "usersPerWorker", "1..50"),
         ({"hostVcpus": 2}, "hostMemoryMiB", "together"),
+        ({"hostVcpus": 3, "hostMemoryMiB": 8192, "hostThreadsPerCore": 2}, "hostVcpus", "multiple of hostThreadsPerCore"),
+        ({"hostThreadsPerCore": 0}, "hostThreadsPerCore", "1..8"),
+        ({"fullWorkerCount": "yes"}, "fullWorkerCount", "true or false"),
+        ({"instanceType": "c7g.xlarge", "users": 60, "fullWorkerCount": True}, "users", "too small"),
         ({"hostVcpus": 2, "hostMemoryMiB": 2048, "users": 30}, "users", "existing host is too small"),
         ({"backupDestination": "relative"}, "backupDestination", "absolute directory"),
         ({"backupDestination": "/var"}, "backupDestination", "directory of its own"),
@@ -137,3 +141,9 @@ def test_existing_host_is_sized_as_it_is():
     z = sizing_for(s)
     assert (z.vcpus, z.memory_mib, z.workers, z.instance_type) == (4, 8192, 8, "existing-host")
     assert "existing host" in z.summary
+    ht = sizing_for(load_settings(host_raw(users=60, hostVcpus=8, hostMemoryMiB=16384, hostThreadsPerCore=2),
+                                  "t", SECRETS))
+    assert (ht.vcpus, ht.cores, ht.workers) == (8, 4, 8)  # Hyper-Threading: 4 cores, 8 + 1
+    full = sizing_for(load_settings(host_raw(users=60, hostVcpus=8, hostMemoryMiB=16384,
+                                             fullWorkerCount=True), "t", SECRETS))
+    assert full.workers == 10 and full.capacity_share_percent == 100

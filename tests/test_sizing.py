@@ -26,11 +26,55 @@ def test_docs_example_four_cpus_sixty_users():
     assert 2.8 * 1024 < sizing.odoo_memory_mib(9) < 3.0 * 1024  # "about 3 GB"
 
 
-def test_docs_example_through_an_explicit_instance_type():
-    """The same example end to end: a 4-vCPU type for 60 users runs 8 + 1 and says why."""
-    z = sizing.size(60, instance_type="c7i.xlarge")
-    assert (z.workers, z.max_cron_threads, z.vcpus) == (8, 1, 4)
-    assert any("cap the HTTP workers at 8 of 10" in r for r in z.reasons)
+@pytest.mark.parametrize("arch", ["any", "arm64", "x86_64"])
+def test_docs_example_is_the_automatic_answer(arch):
+    """Left to choose, 60 users get what the guide describes: 4 cores, 8 HTTP + 1 cron
+    (10 needed, 9 allowed, 80 % of the need accepted), not all 10 on twice the cores."""
+    z = sizing.size(60, arch=arch)
+    assert (z.cores, z.workers, z.max_cron_threads) == (4, 8, 1)
+    assert z.capacity_users == 48 and z.capacity_share_percent == 80
+    assert any("8 workers carry ~48 users at 6/worker" in r and "the deploy guide accepts this" in r
+               for r in z.reasons)
+    assert z.instance_type == {"any": "c7g.xlarge", "arm64": "c7g.xlarge", "x86_64": "c7a.xlarge"}[arch]
+
+
+def test_full_worker_count_sizes_for_every_worker():
+    """Offices that want the full count get it: 60 users -> 10 + 1 on 5+ cores."""
+    z = sizing.size(60, full_worker_count=True)
+    assert (z.workers, z.max_cron_threads) == (10, 1) and z.cores >= 5
+    assert z.capacity_share_percent == 100 and z.instance_type == "c7g.2xlarge"
+    assert sizing.size(60).monthly_usd < z.monthly_usd
+    with pytest.raises(sizing.SizingError, match="too small for users=60"):
+        sizing.size(60, instance_type="c7g.xlarge", full_worker_count=True)
+
+
+@pytest.mark.parametrize("itype", ["c7i.2xlarge", "c7a.xlarge", "c7g.xlarge", "t3.2xlarge"])
+def test_docs_example_through_an_explicit_instance_type(itype):
+    """The same example on every 4-core type: Intel's 8 vCPUs are 4 cores, so 8 + 1
+    (not the 10 + 1 that counting vCPUs would give), and the report says why."""
+    z = sizing.size(60, instance_type=itype)
+    assert (z.workers, z.max_cron_threads, z.cores) == (8, 1, 4)
+    assert any("4 cores cap the HTTP workers at 8 of 10" in r for r in z.reasons)
+
+
+@pytest.mark.parametrize("itype, vcpus, cores", [
+    ("t3.medium", 2, 1), ("c7i.2xlarge", 8, 4), ("m7i.12xlarge", 48, 24),
+    ("c7a.xlarge", 4, 4), ("m7a.large", 2, 2),
+    ("t4g.medium", 2, 2), ("c7g.2xlarge", 8, 8), ("c8g.xlarge", 4, 4), ("m8g.large", 2, 2), ("r8g.large", 2, 2),
+])
+def test_cores_per_type(itype, vcpus, cores):
+    """Published threads per core: 2 on Intel (t3, c7i, m7i), 1 on AMD c7a/m7a and Graviton."""
+    t = BY_NAME[itype]
+    assert (t.vcpus, t.cores) == (vcpus, cores)
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_intel_vcpus_are_half_cores(arch):
+    """The issue's case: an 8-vCPU Intel type runs the workers of 4 cores, a Graviton one 8."""
+    itype = "c7i.2xlarge" if arch == "x86_64" else "c7g.2xlarge"
+    z = sizing.size(60, instance_type=itype)
+    assert z.workers + z.max_cron_threads <= 2 * z.cores + 1
+    assert z.workers == (8 if arch == "x86_64" else 10)
 
 
 @pytest.mark.parametrize(
@@ -38,8 +82,8 @@ def test_docs_example_through_an_explicit_instance_type():
     [
         (5, 2, "t4g.medium", 2, 4),  # the floor of two workers
         (15, 3, "t4g.medium", 2, 4),
-        (30, 5, "c7g.xlarge", 4, 8),  # above 2 vCPU: no burstable
-        (60, 10, "c7g.2xlarge", 8, 16),
+        (30, 4, "c7g.large", 2, 4),  # full need above 2 cores: no burstable; 4 of 5 = 80 %
+        (60, 8, "c7g.xlarge", 4, 8),  # the guide's example
         (150, 25, "c7g.4xlarge", 16, 32),
         (300, 50, "c7g.8xlarge", 32, 64),
     ],
@@ -55,6 +99,7 @@ def test_arch_restriction_picks_x86():
     """Operators with x86-only modules can pin the architecture."""
     z = sizing.size(15, arch="x86_64")
     assert z.arch == "x86_64" and z.instance_type == "t3.medium"
+    assert (z.cores, z.workers) == (1, 2)  # one core: 2 HTTP + 1 cron, 12 of 15 users = 80 %
 
 
 def test_too_small_instance_type_says_what_fits():
@@ -93,22 +138,24 @@ def test_limits_follow_the_guide_on_small_machines():
 
 @settings(max_examples=300, deadline=None)
 @given(users=st.integers(min_value=1, max_value=sizing.max_users()),
-       upw=st.sampled_from([4, 5, 6, 8]))
-def test_invariants_hold_for_every_user_count(users, upw):
+       upw=st.sampled_from([4, 5, 6, 8]), full=st.booleans(),
+       arch=st.sampled_from(["any", "x86_64", "arm64"]))
+def test_invariants_hold_for_every_user_count(users, upw, full, arch):
     """Connection budget, timeouts, CPU and RAM rules hold for any valid user count."""
-    if users > sizing.max_users(upw):
+    if users > sizing.max_users(upw, full):
         return
-    z = sizing.size(users, users_per_worker=upw)
+    z = sizing.size(users, users_per_worker=upw, full_worker_count=full, arch=arch)
     pg = z.postgres
     # connection budget: every pool at its maximum plus the reserve fits max_connections
     worst = (z.workers + z.max_cron_threads) * z.db_maxconn + z.db_maxconn_gevent
     assert worst + pg.superuser_reserved_connections + sizing.PG_ADMIN_RESERVE <= pg.max_connections
     # Odoo's own time limit acts before Nginx gives up
     assert z.proxy_timeout >= z.limit_time_real
-    # CPU rule and the workers' need
-    assert z.workers + z.max_cron_threads <= 2 * z.vcpus + 1
+    # CPU rule (cores, not vCPUs) and the workers' need, at the accepted share
+    assert z.cores * BY_NAME[z.instance_type].threads_per_core == z.vcpus
+    assert z.workers + z.max_cron_threads <= 2 * z.cores + 1
     assert z.workers >= 2 and z.max_cron_threads >= 1
-    assert z.workers * upw >= users
+    assert z.workers * upw >= (1.0 if full else 0.8) * users
     # RAM: Odoo's processes + PostgreSQL's minimum + OS fit in the instance
     assert z.odoo_memory_mib == math.ceil(z.processes * sizing.MIB_PER_PROCESS)
     assert z.memory_mib >= z.required_memory_mib
@@ -116,25 +163,67 @@ def test_invariants_hold_for_every_user_count(users, upw):
     assert 0 < pg.shared_buffers < pg.effective_cache_size < z.postgres_memory_mib
     assert pg.work_mem >= 4 and pg.maintenance_work_mem <= 2048
     assert z.limit_memory_soft < z.limit_memory_hard
-    # the choice is the cheapest type that satisfies the same rules
-    cheaper = [t for t in CATALOGUE if t.usd_per_hour < BY_NAME[z.instance_type].usd_per_hour
-               and t.vcpus >= z.required_vcpus and t.memory_mib >= z.required_memory_mib
-               and (not t.burstable or z.required_vcpus <= 2)]
-    assert cheaper == []
+    assert BY_NAME[z.instance_type].cores == z.cores
+
+
+def _serves(t, users, upw, full):
+    """Whether a type serves `users`, from the rules as the README states them: HTTP
+    workers = the need (ceil(users / upw), at least 2) capped at 2 x cores; they carry
+    >= 80 % of the users (100 % with the full count); the RAM holds those workers + cron
+    + gevent at 324.8 MiB each, PostgreSQL >= max(1 GiB, half of Odoo's) and 1 GiB of OS;
+    burstable only when the full need fits 2 cores."""
+    need = max(2, math.ceil(users / upw))
+    workers = max(2, min(need, 2 * t.cores))
+    odoo = math.ceil((workers + 2) * 324.8)
+    full_need_cores = math.ceil(need / 2)
+    return (workers * upw >= (1.0 if full else 0.8) * users
+            and t.memory_mib >= odoo + max(1024, math.ceil(odoo / 2)) + 1024
+            and (not t.burstable or full_need_cores <= 2))
+
+
+@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize("arch", ["any", "x86_64", "arm64"])
+def test_cheapest_fit_for_every_user_count(arch, full):
+    """For 1..max users the choice is the cheapest catalogue type that serves them (ties:
+    fewer vCPUs), checked against the catalogue with the rules restated here."""
+    wrong = []
+    for users in range(1, sizing.max_users(full_worker_count=full) + 1):
+        fit = [t for t in CATALOGUE if (arch == "any" or t.arch == arch) and _serves(t, users, 6, full)]
+        best = min(fit, key=lambda t: (t.usd_per_hour, t.vcpus))
+        z = sizing.size(users, arch=arch, full_worker_count=full)
+        if z.instance_type != best.name:
+            wrong.append((users, z.instance_type, best.name))
+    assert not wrong, wrong[:10]
+
+
+def test_current_families_change_the_answer():
+    """AMD c7a (one core per vCPU) is the cheapest x86 fit from 30 users on: Intel needs
+    twice the vCPUs for the same cores. Graviton c7g stays cheaper per hour than c8g."""
+    assert sizing.size(30, arch="x86_64").instance_type == "c7a.large"
+    assert sizing.size(150, arch="x86_64").instance_type == "c7a.4xlarge"
+    picked = {sizing.size(u, arch=a).instance_type.split(".")[0]
+              for u in range(1, sizing.max_users() + 1, 7) for a in ("any", "x86_64", "arm64")}
+    assert "c7i" not in picked and "c7a" in picked
 
 
 def test_cli_table_and_json():
     """`python -m components.sizing` answers an operator before deploying."""
     out = subprocess.run([sys.executable, "-m", "components.sizing", "--users", "60"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    assert "HTTP workers" in out and "Why:" in out and "c7g.2xlarge" in out
+    assert "HTTP workers" in out and "Why:" in out and "c7g.xlarge: 4 vCPU = 4 cores" in out
+    assert "counts CPU cores, not vCPUs" in out and "8 workers carry ~48 users" in out
     data = json.loads(subprocess.run([sys.executable, "-m", "components.sizing", "--users", "60", "--json"],
                                      cwd=ROOT, capture_output=True, text=True, check=True).stdout)
     for key in ("users", "workers", "max_cron_threads", "instance_type", "vcpus", "memory_mib", "arch",
                 "odoo_memory_mib", "limit_memory_soft", "limit_memory_hard", "limit_time_cpu",
-                "limit_time_real", "db_maxconn", "db_maxconn_gevent", "postgres", "monthly_usd"):
+                "limit_time_real", "db_maxconn", "db_maxconn_gevent", "postgres", "monthly_usd",
+                "cores", "threads_per_core", "capacity_users", "capacity_share_percent"):
         assert key in data, key
-    assert data["users"] == 60 and data["workers"] == 10
+    assert data["users"] == 60 and data["workers"] == 8 and data["cores"] == 4
+    full = json.loads(subprocess.run([sys.executable, "-m", "components.sizing", "--users", "60", "--json",
+                                      "--full-worker-count"], cwd=ROOT, capture_output=True, text=True,
+                                     check=True).stdout)
+    assert full["workers"] == 10 and full["capacity_share_percent"] == 100
     assert all(isinstance(data["postgres"][k], int) for k in
                ("shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem"))
     bad = subprocess.run([sys.executable, "-m", "components.sizing", "--users", "100000"],
@@ -155,3 +244,16 @@ def test_readme_table_matches_the_code():
                          str(z.postgres_memory_mib), str(z.postgres.shared_buffers),
                          str(z.postgres.max_connections), str(z.limit_memory_soft >> 20),
                          str(z.limit_memory_hard >> 20), f"{z.monthly_usd:.0f}"), r[0]
+
+
+def test_existing_host_counts_cores():
+    """target host: the declared vCPUs divided by the declared threads per core are the
+    cores the rule counts; a size that is not whole cores is refused."""
+    ht = sizing.size(60, host_vcpus=8, host_memory_mib=16384, host_threads_per_core=2)
+    assert (ht.cores, ht.workers) == (4, 8)
+    plain = sizing.size(60, host_vcpus=8, host_memory_mib=16384)
+    assert (plain.cores, plain.workers) == (8, 10)
+    with pytest.raises(sizing.SizingError, match="not a whole number of cores"):
+        sizing.size(15, host_vcpus=3, host_memory_mib=8192, host_threads_per_core=2)
+    with pytest.raises(sizing.SizingError, match="existing host is too small"):
+        sizing.size(60, host_vcpus=4, host_memory_mib=16384, host_threads_per_core=2)
