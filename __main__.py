@@ -39,11 +39,19 @@ sizing = sizing_for(settings)
 config = pulumi.Config()
 admin_password = config.require_secret("adminPassword")
 private_key = config.require_secret("sshPrivateKey")
-files = pulumi.Output.secret(
-    admin_password.apply(
-        lambda pw: render.server_files(settings, sizing, render.admin_passwd_hash(pw, settings.stack))
+# The admin hash (600,000 PBKDF2 rounds) is computed once per password: the last run's
+# hash comes back through this stack's own outputs (render.admin_passwd_hash_memo says
+# why that is safe), so a preview does not pay for it again.
+own_outputs = pulumi.StackReference(
+    "own-outputs", f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+).outputs
+admin = pulumi.Output.secret(
+    pulumi.Output.all(admin_password, own_outputs).apply(
+        lambda a: render.admin_passwd_hash_memo(a[0], settings.stack, (a[1] or {}).get(render.ADMIN_PASSWD_MEMO_OUTPUT))
     )
 )
+pulumi.export(render.ADMIN_PASSWD_MEMO_OUTPUT, pulumi.Output.secret(admin.apply(lambda h: h[1])))
+files = pulumi.Output.secret(admin.apply(lambda h: render.server_files(settings, sizing, h[0])))
 
 from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402
 

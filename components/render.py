@@ -16,6 +16,7 @@ import hmac
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from components.settings import Settings, SettingsError, load_settings, read_stack_file, sizing_for
 from components.sizing import Sizing
@@ -67,9 +68,53 @@ def admin_passwd_hash(password: str, stack: str) -> str:
     """
     if not password:
         raise SettingsError("setting adminPassword is empty: set a real secret")
-    salt = hmac.new(b"odoo-pulumi admin_passwd", f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
+    salt = admin_passwd_salt(password, stack)
     dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ROUNDS)
     return f"$pbkdf2-sha512${PBKDF2_ROUNDS}${_ab64(salt)}${_ab64(dk)}"
+
+
+def admin_passwd_salt(password: str, stack: str) -> bytes:
+    """The salt `admin_passwd_hash` uses (cheap to compute, unlike the hash)."""
+    return hmac.new(b"odoo-pulumi admin_passwd", f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
+
+
+# --- the hash computed once per password, not once per preview ---------------------------
+# 600,000 PBKDF2 rounds take ~0.6 s: more than the rest of the program. The program keeps
+# the last hash as a secret stack output with a keyed digest that ties it to the
+# password (HMAC-SHA256 keyed by the password), reads it back through a reference to its
+# own stack, and reuses it when the digest, the rounds and the salt all match. The digest
+# is as secret as the password itself (a fast check of a guess), so it only ever lives in
+# a secret output, encrypted by the stack's secrets provider like the password in the
+# stack's config. A new password, salt derivation or round count misses the memo and
+# hashes again; the hash itself stays the full-strength PBKDF2.
+
+ADMIN_PASSWD_MEMO_OUTPUT = "admin_passwd_memo"
+
+
+def _memo_check(password: str, hashed: str) -> str:
+    return hmac.new(password.encode(), b"odoo-pulumi admin_passwd memo\0" + hashed.encode(),
+                    hashlib.sha256).hexdigest()
+
+
+def admin_passwd_memo_matches(password: str, stack: str, memo: object) -> bool:
+    """Whether `memo` holds the hash `admin_passwd_hash(password, stack)` would give."""
+    if not isinstance(memo, Mapping) or not isinstance(memo.get("hash"), str) or not isinstance(memo.get("check"), str):
+        return False
+    parts = memo["hash"].split("$")
+    return (
+        len(parts) == 5 and parts[1] == "pbkdf2-sha512" and parts[2] == str(PBKDF2_ROUNDS)
+        and parts[3] == _ab64(admin_passwd_salt(password, stack))
+        and hmac.compare_digest(memo["check"], _memo_check(password, memo["hash"]))
+    )
+
+
+def admin_passwd_hash_memo(password: str, stack: str, memo: object = None) -> tuple[str, dict[str, str]]:
+    """The admin hash and the memo to keep for the next run: the last run's memo when it
+    matches this password and salt, else a freshly computed hash."""
+    if password and admin_passwd_memo_matches(password, stack, memo):
+        return memo["hash"], {"hash": memo["hash"], "check": memo["check"]}  # type: ignore[index]
+    hashed = admin_passwd_hash(password, stack)
+    return hashed, {"hash": hashed, "check": _memo_check(password, hashed)}
 
 
 def postgres_tuning_path(s: Settings) -> str:

@@ -8,6 +8,7 @@ No Pulumi import: the same code serves `pulumi up`, the render command and the t
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -102,9 +103,13 @@ class Settings:
         return f"https://{self.domain}" if self.domain else None
 
 
+@functools.lru_cache(maxsize=4)
 def declared_config(path: Path = ROOT / "Pulumi.yaml") -> dict[str, dict[str, Any]]:
-    """The `config:` block of Pulumi.yaml: the one declaration of every key."""
-    return yaml.safe_load(path.read_text())["config"]
+    """The `config:` block of Pulumi.yaml: the one declaration of every key.
+
+    Read once per process with libyaml's loader when present (10x faster than the pure
+    Python one: every preview pays for it)."""
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["config"]
 
 
 def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:

@@ -423,7 +423,7 @@ def test_whole_program_hands_the_server_to_provisioning(monkeypatch):
 
     types = {o["type"] for o in monitor.options.values()}
     assert "odoo:aws:Server" in types and "aws:ec2/instance:Instance" in types
-    steps = {n: i for n, i in mocks.inputs.items() if monitor.options[n]["type"] == "command:remote:Command"}
+    steps = {n: i for n, i in mocks.inputs.items() if monitor.options.get(n, {}).get("type") == "command:remote:Command"}
     assert steps, "provisioning created no remote step"
     for name, inputs in steps.items():
         conn = inputs["connection"]

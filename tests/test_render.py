@@ -36,7 +36,7 @@ def test_odoo_conf_per_version(version):
     assert o["data_dir"] == "/var/lib/odoo" and o["x_sendfile"] == "True"
     assert o["db_host"] == "False" and o["db_password"] == "False" and o["db_user"] == "odoo"
     assert o["logfile"] == "False"
-    assert int(o["workers"]) == z.workers == 10 and int(o["max_cron_threads"]) == 1
+    assert int(o["workers"]) == z.workers == 8 and int(o["max_cron_threads"]) == 1
     assert int(o["limit_memory_hard"]) == z.limit_memory_hard
     assert int(o["limit_time_real"]) == z.limit_time_real
     assert int(o["db_maxconn"]) == z.db_maxconn and int(o["db_maxconn_gevent"]) == z.db_maxconn_gevent
