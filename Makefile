@@ -9,7 +9,7 @@ OUT ?= out/$(STACK)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test unit e2e drill engine testhost testhost-up testhost-down \
-        sizing render lint-workflows clean
+        sizing render lint-workflows clean loadtest bench-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,6 +51,13 @@ testhost-down: ## Stop and remove the test host
 
 sizing: venv ## Explain the sizing for USERS (default 60)
 	$(PY) -m components.sizing --users $(USERS)
+
+loadtest: venv ## Load test URL with USERS simulated office users (4,8,16 steps; LOADTEST_ARGS for more)
+	@[ -n "$(URL)" ] || { echo "usage: make loadtest URL=https://erp.example.com USERS=8[,16,...] [LOADTEST_ARGS='--ssh ubuntu@host --out out/loadtest']" >&2; exit 2; }
+	$(PY) -m components.loadtest --url $(URL) --users $(USERS) $(LOADTEST_ARGS)
+
+bench-preview: venv ## Time a no-op preview of the local stack against an empty program (needs root and the test host)
+	scripts/bench-preview $(BENCH_ARGS)
 
 render: venv ## Render every server file of STACK under OUT
 	$(PY) -m components.render --stack $(STACK) --out $(OUT)
