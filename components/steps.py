@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,13 +146,41 @@ def delete_command(step: Step, s: Settings) -> str | None:
     return f"{sudo}sh -c {shlex.quote(script)} </dev/null"
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a local file, read in blocks (an Odoo archive is ~100 MB)."""
+def file_sha256(path: str | Path, cache_dir: Path | None = None) -> str:
+    """SHA-256 of a local file, read in blocks (an Odoo archive is ~100 MB, ~0.3 s).
+
+    Every preview needs it, so the result is kept in a per-user cache keyed by the
+    file's path, device, inode, size and modification time (as git's index does): any
+    change to the file misses the cache and hashes again.
+    """
+    p = Path(path).expanduser().resolve()
+    st = p.stat()
+    key = f"{p}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+    cache = (cache_dir or _sha_cache_dir()) / "sha256.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if isinstance(known.get(key), str) and re.fullmatch(r"[0-9a-f]{64}", known[key]):
+        return known[key]
     h = hashlib.sha256()
-    with open(Path(path).expanduser(), "rb") as f:
+    with open(p, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+    digest = h.hexdigest()
+    try:  # best effort: a read-only home only costs the hashing again
+        cache.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        known = {k: v for k, v in known.items() if not k.startswith(f"{p}|")}
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({**known, key: digest}))
+        tmp.replace(cache)
+    except OSError:
+        pass
+    return digest
+
+
+def _sha_cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "odoo-pulumi"
 
 
 def archive_suffix(path: str) -> str:

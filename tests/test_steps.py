@@ -306,3 +306,25 @@ def test_growing_the_data_volume_reruns_only_its_step():
     sa, sb = render(aws()), render(aws(dataVolumeGiB=80))
     assert [k for k in sa if sa[k] != sb[k]] == ["data-volume", "health"]  # health re-checks after any change
     assert "80 * 1024 * 1024 * 1024" in sb["data-volume"] and "resize2fs" in sb["data-volume"]
+
+
+def test_archive_hash_is_cached_until_the_file_changes(tmp_path):
+    """The archive's SHA-256 (every preview needs it) comes from a per-user cache keyed by
+    path, inode, size and mtime; any change to the file hashes it again."""
+    import hashlib
+    import json
+    import os
+    archive = tmp_path / "odoo.tar.gz"
+    archive.write_bytes(b"first")
+    cache = tmp_path / "cache"
+    first = steps.file_sha256(archive, cache_dir=cache)
+    assert first == hashlib.sha256(b"first").hexdigest()
+    assert (cache / "sha256.json").exists()
+    # a forged cache entry for the same key is used (proves the cache is read) ...
+    data = json.loads((cache / "sha256.json").read_text())
+    (cache / "sha256.json").write_text(json.dumps({k: "0" * 64 for k in data}))
+    assert steps.file_sha256(archive, cache_dir=cache) == "0" * 64
+    # ... and any change of the file misses it
+    archive.write_bytes(b"second!")
+    os.utime(archive, ns=(1, 1))
+    assert steps.file_sha256(archive, cache_dir=cache) == hashlib.sha256(b"second!").hexdigest()
