@@ -360,3 +360,32 @@ def test_users_change_runs_only_odoo_config(testhost, archive, provisioned):
     assert {k: v for k, v in pids_after.items() if k != "odoo"} == {k: v for k, v in pids.items() if k != "odoo"}
     comms = testhost.sudo("ps -o comm= -u odoo").split()
     assert comms.count("odoo:http") == sizing_for(s1).workers
+
+
+def test_loadtest_against_the_fake_odoo(testhost, provisioned, tmp_path):
+    """`make loadtest`'s mechanics on a provisioned server (the FAKE Odoo behind Nginx):
+    users log in once and run the office mix, the run stops by itself after warm-up +
+    duration, the server's CPU and Odoo's memory come over SSH, the report, its verdict
+    and the plot are written. (Real Odoo figures: docs/real-odoo.md.)"""
+    from components import loadtest
+
+    out = tmp_path / "loadtest"
+    argv = ["--url", f"http://{testhost.host}", "--users", "2,4", "--warmup", "2", "--duration", "6",
+            "--think", "0.3", "--timeout", "10", "--ssh", f"{testhost.user}@{testhost.host}:{testhost.port}",
+            "--ssh-key", testhost.key, "--out", str(out), "--label", "fake odoo", "--seed", "7"]
+    for option in testhost.host_key_options()[1::2]:
+        argv += ["--ssh-option", option]
+    t0 = time.monotonic()
+    rc = loadtest.main(argv)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 2 * (2 + 6) + 2 * 10 + 10, f"the load test did not stop by itself ({elapsed:.0f} s)"
+    data = __import__("json").loads((out / "report.json").read_text())
+    steps_ = data["steps"]
+    assert [s["users"] for s in steps_] == [2, 4]
+    for s in steps_:
+        assert s["requests"] > 0 and s["errors"] == {}, s
+        assert {"partner_list", "partner_read", "name_search", "product_list", "assets"} <= set(s["by_action"]), s
+        assert s["server"]["odoo_processes"] >= 3 and s["server"]["odoo_rss_mib_max_total"] > 0, s["server"]
+        assert s["server"]["cpu_percent_mean"] is not None
+    assert rc == 0 and "verdict: holds 4 users" in (out / "report.txt").read_text()
+    assert (out / "latency.svg").read_text().startswith("<svg")
