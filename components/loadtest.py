@@ -242,7 +242,7 @@ class Options:
     warmup: float = 10.0
     think: float = DEFAULT_THINK_S
     timeout: float = 30.0
-    db: str | None = None
+    db: str | None = "odoo"  # odoo-pulumi's default `database`; Odoo 19 needs it to log in
     login: str = "admin"
     password: str = "admin"
     p95_target: float = DEFAULT_P95_TARGET_S
@@ -329,7 +329,7 @@ def _user(n: int, opts: Options, shared: Shared, samples: list[Sample], stop: th
         if action == "partner_list":
             rows = timed(action, lambda: session.call_kw("res.partner", "search_read", [[]],
                                                          {"fields": PARTNER_FIELDS, "limit": 80,
-                                                          "order": "display_name"}))
+                                                          "order": "name"}))
             if isinstance(rows, list) and rows:
                 partner_ids = [r["id"] for r in rows if isinstance(r, dict) and "id" in r] or partner_ids
         elif action == "partner_read":
@@ -590,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--think", type=float, default=DEFAULT_THINK_S,
                     help=f"mean think time between a user's actions, s (default {DEFAULT_THINK_S:g})")
     ap.add_argument("--timeout", type=float, default=30, help="per request, s (default 30)")
-    ap.add_argument("--db", default=None, help="database (default: the server's only one)")
+    ap.add_argument("--db", default="odoo", help="database (default: odoo, the stack's default `database`)")
     ap.add_argument("--login", default="admin")
     ap.add_argument("--password-file", help="file holding the login's password "
                     "(default: $ODOO_LOADTEST_PASSWORD, else 'admin')")
