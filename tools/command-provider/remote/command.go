@@ -122,7 +122,7 @@ func runRemote(ctx context.Context, in CommandInputs, cmd *string, prev *run.Out
 		return run.Output{}, err
 	}
 	defer closeClient()
-	c := run.NewCapture(sel, logger.Info)
+	c := run.NewCapture(sel, logger.InfoStatus)
 	err = runSession(ctx, client, *cmd, in.Stdin, in.Environment, run.PreviousEnv(in.AddPreviousOutputInEnv, prev),
 		c, logger.Warning)
 	if err != nil {

@@ -57,13 +57,14 @@ func (c *CopyToRemoteInputs) Annotate(a infer.Annotator) {
 func (CopyToRemote) Create(ctx context.Context, req infer.CreateRequest[CopyToRemoteInputs]) (
 	infer.CreateResponse[CopyToRemoteOutputs], error,
 ) {
-	id := run.NewID(req.Name)
-	if !req.DryRun {
-		if err := copyToRemote(ctx, req.Inputs); err != nil {
-			return infer.CreateResponse[CopyToRemoteOutputs]{}, err
-		}
+	out := CopyToRemoteOutputs{req.Inputs}
+	if req.DryRun { // upstream answers a preview with no ID
+		return infer.CreateResponse[CopyToRemoteOutputs]{Output: out}, nil
 	}
-	return infer.CreateResponse[CopyToRemoteOutputs]{ID: id, Output: CopyToRemoteOutputs{req.Inputs}}, nil
+	if err := copyToRemote(ctx, req.Inputs); err != nil {
+		return infer.CreateResponse[CopyToRemoteOutputs]{}, err
+	}
+	return infer.CreateResponse[CopyToRemoteOutputs]{ID: run.NewCopyID(), Output: out}, nil
 }
 
 // Update copies again: the source's content (hash), remotePath or connection changed.
