@@ -254,7 +254,7 @@ func TestRunRemoteEnvironment(t *testing.T) {
 
 	in.Environment = map[string]string{"CUSTOM": "x"}
 	_, err = runRemote(context.Background(), in, sp("true"), nil)
-	if err == nil || !strings.Contains(err.Error(), "unable to set 'CUSTOM'") {
+	if err == nil || err.Error() != `could not set environment variable "CUSTOM": ssh: setenv failed` {
 		t.Errorf("refused variable: err %v", err)
 	}
 }
@@ -340,5 +340,42 @@ func TestCreateIDs(t *testing.T) {
 	})
 	if err != nil || !regexp.MustCompile(`^[0-9a-f]{8}$`).MatchString(cp.ID) {
 		t.Errorf("CopyToRemote ID %q, err %v", cp.ID, err)
+	}
+}
+
+// As upstream, an update copies again only when the source's content or remotePath changed: a
+// new connection alone copies nothing.
+func TestCopyUpdateCopiesOnlyOnNewContentOrPath(t *testing.T) {
+	s := startTestServer(t)
+	conn := s.connectionTo(t)
+	dest := filepath.Join(t.TempDir(), "f.txt")
+	v1, _ := resource.NewTextAsset("v1")
+	in := CopyToRemoteInputs{Connection: conn, Source: types.AssetOrArchive{Asset: v1}, RemotePath: dest}
+	if _, err := (CopyToRemote{}).Create(context.Background(), infer.CreateRequest[CopyToRemoteInputs]{Name: "cp", Inputs: in}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dest); err != nil {
+		t.Fatal(err)
+	}
+	update := func(news CopyToRemoteInputs) {
+		t.Helper()
+		_, err := (CopyToRemote{}).Update(context.Background(), infer.UpdateRequest[CopyToRemoteInputs, CopyToRemoteOutputs]{
+			ID: "id", Inputs: news, State: CopyToRemoteOutputs{in},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = news
+	}
+	newConn := conn
+	newConn.DialErrorLimit = ip(3)
+	update(CopyToRemoteInputs{Connection: newConn, Source: in.Source, RemotePath: dest})
+	if _, err := os.Stat(dest); err == nil {
+		t.Error("a connection change copied again")
+	}
+	v2, _ := resource.NewTextAsset("v2")
+	update(CopyToRemoteInputs{Connection: newConn, Source: types.AssetOrArchive{Asset: v2}, RemotePath: dest})
+	if b, err := os.ReadFile(dest); err != nil || string(b) != "v2" {
+		t.Errorf("new content not copied: %q %v", b, err)
 	}
 }
