@@ -141,6 +141,17 @@ def test_demo_engine_step_builds_and_installs_nothing_with_an_installed_cli(box:
     assert "installed, on PATH" in r.stderr and "used as it is" in r.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="scripts/demo refuses to run without root")
+def test_demo_stops_at_an_unusable_engine(box: Box):
+    """An unsupported CLI stops `make demo` at its engine step, before any test host boots."""
+    write_exe(box.repo / "scripts" / "testhost-up", "#!/bin/sh\necho STUB-TESTHOST-UP >&2\nexit 7\n")
+    r = subprocess.run([str(box.repo / "scripts" / "demo")],
+                       env={**box.env, "DEMO_DIR": str(box.tmp / "demo"), "FAKE_PULUMI_VERSION": "v3.100.0"},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "STUB-TESTHOST-UP" not in r.stderr, r.stderr
+    assert "v3.100.0" in r.stderr and "no usable Pulumi engine" in r.stderr
+
+
 def test_installed_cli_keeps_plugin_downloads_on(box: Box):
     """With an installed CLI nothing is added to PATH and plugin downloads stay on."""
     write_exe(box.provider, REAL_PROVIDER)
