@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import assert_shell_clean
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FAKE_PULUMI = r"""#!/bin/bash
@@ -285,3 +287,9 @@ def test_cli_mode_prints_only_the_directory(box: Box):
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"{box.bin}\n"
     assert box.calls() == ["pulumi version"]
+
+
+@pytest.mark.parametrize("script", ["engine-env", "build-engine", "build-command-provider", "demo", "local-stack",
+                                    "run-tests"])
+def test_engine_scripts_are_shell_clean(script: str):
+    assert_shell_clean(ROOT / "scripts" / script)
