@@ -273,6 +273,16 @@ def test_only_our_marked_stand_in_is_ever_updated(box: Box):
     assert box.calls() == ["pulumi version"]
 
 
+def test_stand_in_installed_before_markers_is_updated(box: Box):
+    """An older engine-env installed the stand-in without a marker: it names itself in its
+    schema, so it is recognised, updated and marked (the real provider never is)."""
+    write_exe(box.provider, b"\x7fELF...Command (odoo-pulumi stand-in)...")
+    built = box.stub_stand_in_build(b"#!/bin/sh\n# stand-in v2\n")
+    r = box.engine_env(PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
+    assert r.returncode == 0, r.stderr
+    assert box.provider.read_bytes() == built.read_bytes() and box.marker.exists()
+
+
 def test_unmarked_installed_provider_is_never_replaced(box: Box):
     write_exe(box.provider, REAL_PROVIDER)
     box.stub_stand_in_build(b"#!/bin/sh\n# stand-in\n")
