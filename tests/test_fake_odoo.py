@@ -650,3 +650,28 @@ def test_archive_installs_like_the_installer_does(tmp_path):
     res = subprocess.run([venv / "bin" / "python3", src / "odoo-bin", "--version"],
                          capture_output=True, text=True, timeout=30)
     assert res.returncode == 0 and res.stdout.strip() == f"{BANNER} 17.0"
+
+
+def test_load_test_office_routes(prefork):
+    """The routes the load test uses: a JSON-RPC login sets a session cookie that every
+    worker accepts, call_kw answers search_read/read/name_search on FAKE data, /web names
+    an asset bundle; and `components.loadtest` runs against them on loopback without error."""
+    from components import loadtest
+
+    url = f"http://127.0.0.1:{prefork.opts['http_port']}"
+    s = loadtest.Session(url, 10)
+    with pytest.raises(loadtest.OdooError, match="SessionExpired"):
+        s.call_kw("res.partner", "search_read", [[]], {"limit": 1})
+    with pytest.raises(loadtest.OdooError, match="AccessDenied"):
+        s.rpc("/web/session/authenticate", {"db": "odoo", "login": "admin", "password": "wrong"})
+    assert s.rpc("/web/session/authenticate", {"db": "odoo", "login": "admin", "password": "admin"})["uid"] == 2
+    rows = s.call_kw("res.partner", "search_read", [[]], {"fields": ["display_name"], "limit": 80})
+    assert len(rows) == 80 and rows[0]["display_name"].startswith("FAKE Partner")
+    assert s.call_kw("res.partner", "read", [[rows[3]["id"]]], {"fields": ["email"]})[0]["id"] == rows[3]["id"]
+    assert s.call_kw("res.partner", "name_search", [], {"name": "Partner 12", "limit": 8})
+    with pytest.raises(loadtest.OdooError, match="KeyError"):
+        s.call_kw("sale.order", "search_read", [[]], {})
+    r = loadtest.run_step(loadtest.Options(url=url, users=[3], duration=3, warmup=1, think=0.2, timeout=10,
+                                           seed=2), 3, log=lambda m: None)
+    assert r.requests > 10 and r.errors == {} and r.holds, (r.errors, r.verdict)
+    assert {"partner_list", "partner_read", "name_search", "product_list", "assets"} <= set(r.by_action)
