@@ -88,7 +88,10 @@ def nginx_locations(site: str) -> dict[str, str]:
 
 def test_nginx_websocket_and_proxy_headers(small):
     """The pitfalls operators hit: websocket to the gevent port with HTTP/1.1 and the
-    upgrade headers; X-Forwarded-* everywhere (proxy_mode needs X-Forwarded-Host)."""
+    upgrade headers; X-Forwarded-* everywhere (proxy_mode needs X-Forwarded-Host).
+    With a domain, Odoo is told that name, never the client's Host header, and the
+    client address Nginx saw, never a client-supplied X-Forwarded-For (Odoo logs it
+    and counts login failures by it)."""
     s, z = small
     site = render.render_nginx_site(s, z, tls=True)
     loc = nginx_locations(site)
@@ -97,11 +100,14 @@ def test_nginx_websocket_and_proxy_headers(small):
     assert "proxy_set_header Upgrade $http_upgrade;" in ws
     assert "proxy_set_header Connection $connection_upgrade;" in ws
     assert "server 127.0.0.1:8072;" in site and "server 127.0.0.1:8069;" in site
-    for name in ("/websocket", "/", "/web/assets/"):
-        for h in ("X-Forwarded-Host $http_host", "X-Forwarded-For $proxy_add_x_forwarded_for",
+    login = next(k for k in loc if "session/authenticate" in k)
+    for name in ("/websocket", "/", login):
+        for h in (f"Host {s.domain}", f"X-Forwarded-Host {s.domain}", "X-Forwarded-For $remote_addr",
                   "X-Forwarded-Proto $scheme", "X-Real-IP $remote_addr"):
             assert f"proxy_set_header {h};" in loc[name], (name, h)
-    assert "internal;" in loc["/web/filestore"] and "alias /var/lib/odoo/filestore;" in loc["/web/filestore"]
+    assert "$http_host" not in site and "$proxy_add_x_forwarded_for" not in site
+    fs = loc["/web/filestore/"]
+    assert "internal;" in fs and "alias /var/lib/odoo/filestore/;" in fs
 
 
 def test_nginx_timeouts_cover_odoo_limit(small):
@@ -116,7 +122,7 @@ def test_nginx_timeouts_cover_odoo_limit(small):
 def test_nginx_tls_site(small):
     s, z = small
     site = render.render_nginx_site(s, z, tls=True)
-    assert "return 301 https://$host$request_uri;" in site
+    assert f"return 301 https://{s.domain}$request_uri;" in site
     assert "Strict-Transport-Security" in site and "proxy_cookie_flags session_id samesite=lax secure;" in site
     assert f"ssl_certificate /etc/letsencrypt/live/{s.domain}/fullchain.pem;" in site
     assert "client_max_body_size 128m;" in site and "gzip on;" in site
@@ -129,6 +135,56 @@ def test_nginx_without_domain_serves_http():
     s = host_settings()
     site = render.render_nginx_site(s, sizing_for(s), tls=False)
     assert "listen 80 default_server;" in site and "443" not in site and "return 301" not in site
+    assert "proxy_set_header Host $host;" in site and "return 444;" not in site
+
+
+def test_nginx_unknown_names_get_nothing(small):
+    """With a domain, a default server closes connections for any other name (444) and
+    refuses TLS handshakes for other SNI names; before the certificate exists too."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    default80 = site.split("listen 80 default_server;")[1].split("\n}")[0]
+    assert "return 444;" in default80
+    default443 = site.split("listen 443 ssl http2 default_server;")[1].split("\n}\n")[0]
+    assert "ssl_reject_handshake on;" in default443 and "ssl_protocols TLSv1.2 TLSv1.3;" in default443
+    acme = render.render_nginx_site(s, z, tls=False)
+    assert "listen 80 default_server;" in acme and "return 444;" in acme and "ssl_reject_handshake" not in acme
+
+
+def test_nginx_tls_profile(small):
+    """TLS 1.2 and 1.3 only, TLS 1.2 with forward-secret AEAD suites only, no stapling
+    (Let's Encrypt runs no OCSP responder), no version in answers."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    assert site.count("ssl_protocols TLSv1.2 TLSv1.3;") == 2
+    ciphers = re.search(r"ssl_ciphers (\S+);", site).group(1).split(":")
+    assert ciphers and all(c.startswith("ECDHE-") and ("GCM" in c or "CHACHA20" in c) for c in ciphers)
+    assert "ssl_stapling" not in site
+    assert site.count("server {") == site.count("server_tokens off;")
+
+
+def test_nginx_login_limits_and_database_manager(small):
+    """The login paths are rate-limited (POST only), the database manager refused,
+    both also behind a language prefix; text/javascript is compressed."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    loc = nginx_locations(site)
+    login = next(k for k in loc if "session/authenticate" in k)
+    assert "limit_req zone=odoo_login_client burst=4 nodelay;" in loc[login]
+    assert "limit_req zone=odoo_login_address burst=119 nodelay;" in loc[login]
+    assert "limit_req_status 429;" in loc[login]
+    db = next(k for k in loc if "/web/database" in k)
+    assert "return 403;" in loc[db] and "proxy_pass" not in loc[db]
+    pattern = re.compile(db.split(None, 1)[1])
+    for path in ("/web/database/manager", "/fr/web/database/drop", "/web/database"):
+        assert pattern.search(path), path
+    pattern = re.compile(login.split(None, 1)[1])
+    for path in ("/web/login", "/fr_BE/web/login", "/web/login/totp", "/web/session/authenticate",
+                 "/xmlrpc/2/common", "/xmlrpc/common"):
+        assert pattern.search(path), path
+    for path in ("/web/login_successful", "/web", "/odoo", "/jsonrpc"):
+        assert not pattern.search(path), path
+    assert "text/javascript" in re.search(r"gzip_types ([^;]+);", site).group(1).split()
 
 
 def test_postgres_tuning(small):
