@@ -207,7 +207,7 @@ def stub_odoo():
     server.shutdown()
 
 
-def run_site(s, tls: bool, stub_port: int):
+def run_site(s, tls: bool, stub_port: int, edit=lambda site: site):
     """Render, localise and start the site; yield a RunningNginx, stop it after."""
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed: .ci/run installs it (apt)")
@@ -224,7 +224,7 @@ def run_site(s, tls: bool, stub_port: int):
     if s.domain:
         throwaway_cert(root / "live", s.domain)
         paths[f"/etc/letsencrypt/live/{s.domain}"] = str(root / "live")
-    site = localise(render.render_nginx_site(s, sizing_for(s), tls=tls), ports, paths)
+    site = edit(localise(render.render_nginx_site(s, sizing_for(s), tls=tls), ports, paths))
     proc = start_nginx(root, site)
     try:
         wait_port(ports["https"] if tls else ports["http"], proc)
@@ -290,6 +290,17 @@ def test_tls11_client_works_where_allowed(tmp_path):
             proc.wait(timeout=10)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_tls11_refused_by_the_protocol_list_alone(stub_odoo):
+    """OpenSSL 3's default security level and the AEAD-only suites refuse TLS 1.1 too;
+    with those two opened up (every suite, level 0), ssl_protocols still refuses it."""
+    s = stack_settings("small")
+    opened = lambda site: re.sub(r"ssl_ciphers [^;]+;", "ssl_ciphers ALL:@SECLEVEL=0;", site)
+    for site in run_site(s, True, stub_odoo, edit=opened):
+        old = tls_handshake(site, site.domain, version=ssl.TLSVersion.TLSv1_1, ciphers="ALL:@SECLEVEL=0")
+        assert old.startswith("refused"), old
+        assert tls_handshake(site, site.domain, version=ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
 
 
 def test_tls12_only_forward_secret_aead_suites(tls_site):
