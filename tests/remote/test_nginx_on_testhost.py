@@ -28,7 +28,8 @@ DOMAIN = "erp.testhost.example"
 
 # STAND-IN for certbot (not certbot: there is no Let's Encrypt offline). It does what
 # the CA checks for HTTP-01 (the token is served for the domain on port 80, through
-# the ACME site) and then writes a self-signed certificate where certbot would.
+# the ACME site) and then writes a certificate from a throwaway CA that the host trusts
+# where certbot would.
 CERTBOT_STAND_IN = r"""#!/bin/sh
 # STAND-IN for certbot (odoo-pulumi test fixture): no Let's Encrypt offline.
 set -eu
@@ -40,12 +41,24 @@ done
 token="stand-in-$$"
 mkdir -p "$webroot/.well-known/acme-challenge"
 echo "$token" >"$webroot/.well-known/acme-challenge/$token"
-got=$(curl -s --max-time 5 -H "Host: $domain" "http://127.0.0.1/.well-known/acme-challenge/$token" || true)
+got="" i=0
+while [ "$got" != "$token" ] && [ $i -lt 20 ]; do  # the CA asks seconds later: Nginx has reloaded
+    sleep 0.5; i=$((i + 1))
+    got=$(curl -s --max-time 5 -H "Host: $domain" "http://127.0.0.1/.well-known/acme-challenge/$token" || true)
+done
 rm -f "$webroot/.well-known/acme-challenge/$token"
 [ "$got" = "$token" ] || { echo "stand-in certbot: challenge not served for $domain" >&2; exit 1; }
-mkdir -p "/etc/letsencrypt/live/$domain"
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=$domain" \
-    -keyout "/etc/letsencrypt/live/$domain/privkey.pem" -out "/etc/letsencrypt/live/$domain/fullchain.pem" 2>/dev/null
+# A throwaway CA the host trusts (as it trusts Let's Encrypt), and a certificate from it.
+ca=/var/lib/stand-in-ca live="/etc/letsencrypt/live/$domain"
+mkdir -p "$ca" "$live"
+[ -s "$ca/ca.crt" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+    -subj "/CN=odoo-pulumi stand-in CA" -keyout "$ca/ca.key" -out "$ca/ca.crt" 2>/dev/null
+printf 'subjectAltName=DNS:%s\n' "$domain" >"$ca/ext"
+openssl req -newkey rsa:2048 -nodes -subj "/CN=$domain" -keyout "$live/privkey.pem" -out "$ca/req.csr" 2>/dev/null
+openssl x509 -req -in "$ca/req.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial -days 2 \
+    -extfile "$ca/ext" -out "$live/fullchain.pem" 2>/dev/null
+cp "$ca/ca.crt" /usr/local/share/ca-certificates/odoo-pulumi-stand-in-ca.crt
+update-ca-certificates >/dev/null 2>&1
 echo "stand-in certbot: certificate for $domain"
 """
 
