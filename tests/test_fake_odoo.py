@@ -456,7 +456,7 @@ def test_odoo19_own_headers_and_login_failures(prefork):
     assert headers["X-Frame-Options"] == "SAMEORIGIN" and "X-Content-Type-Options" not in headers
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("POST", "/web/session/authenticate", body=b'{"params": {"login": "mallory"}}',
-                 headers={"Content-Type": "application/json", "X-Forwarded-Host": "erp.example.com",
+                 headers={"Content-Type": "application/json", "X-Forwarded-Host": "login.example.com",
                           "X-Forwarded-For": "198.51.100.4"})
     answer = json.loads(conn.getresponse().read())
     conn.close()
