@@ -64,7 +64,8 @@ class LoginLimit:
     Per address, for clients that drop or forge the cookie: 120 at once, then 1 a
     second (3,600 an hour), above the whole of the largest office sized here (576
     users) logging in within one hour; each refused attempt spares Odoo a
-    600,000-round PBKDF2 check.
+    600,000-round PBKDF2 check. The server itself (loopback: the health step, local
+    monitoring) is never counted.
     """
 
     client_burst: int = 5

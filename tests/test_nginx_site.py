@@ -114,12 +114,16 @@ def localise(site: str, ports: dict[str, int], paths: dict[str, str]) -> str:
 
 
 # What Ubuntu's and Debian's own /etc/nginx/nginx.conf set in `http {}` around the
-# sites: the site has to win over these.
+# sites: the site has to win over these. Then the harness's own line: Nginx listens on
+# loopback, and a request says which client address it stands for (realip module).
 DISTRO_HTTP = """
     ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
     ssl_prefer_server_ciphers on;
     gzip on;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Test-Client;
 """
+CLIENT = "198.51.100.10"  # a client on the internet (TEST-NET-2)
 
 
 class RunningNginx:
@@ -128,9 +132,10 @@ class RunningNginx:
 
     def request(self, method: str, path: str, host: str | None = None, tls: bool = True,
                 headers: dict | None = None, body: bytes | None = None,
-                sni: str | None = None) -> http.client.HTTPResponse:
+                sni: str | None = None, client: str | None = CLIENT) -> http.client.HTTPResponse:
         """One request on a new connection to loopback, with the given Host (and, over
-        TLS, the SNI name: the Host unless told otherwise)."""
+        TLS, the SNI name: the Host unless told otherwise), as if from `client` (None:
+        from the server itself)."""
         host = host or self.domain
         port = self.ports["https" if tls else "http"]
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -138,6 +143,8 @@ class RunningNginx:
         conn.sock = client_context().wrap_socket(sock, server_hostname=sni or host.split(":")[0]) if tls else sock
         conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
         conn.putheader("Host", host)
+        if client:  # the harness's nginx.conf takes the client address from this header
+            conn.putheader("X-Test-Client", client)
         for name, value in (headers or {}).items():
             conn.putheader(name, value)
         if body is not None:
@@ -347,7 +354,7 @@ def test_odoo_gets_the_domain_and_the_real_client(tls_site):
                          headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Host": "evil.example"})
     seen = json.loads(r.body)
     assert seen["Host"] == tls_site.domain and seen["X-Forwarded-Host"] == tls_site.domain
-    assert seen["X-Forwarded-For"] == "127.0.0.1" and seen["X-Real-IP"] == "127.0.0.1"
+    assert seen["X-Forwarded-For"] == CLIENT and seen["X-Real-IP"] == CLIENT
     assert seen["X-Forwarded-Proto"] == "https"
 
 
@@ -455,11 +462,18 @@ def test_an_office_behind_one_address_is_not_limited(tls_site):
 def test_one_address_is_limited_even_with_fresh_cookies(plain_site):
     """A client that forges a new cookie for each attempt meets the per-address limit:
     120 at once, then about one a second."""
-    codes = [plain_site.request("POST", "/fr/web/login", tls=False, host="203.0.113.1",
+    codes = [plain_site.request("POST", "/fr/web/login", tls=False, host="203.0.113.1", client="203.0.113.50",
                                 headers={"Cookie": f"session_id=forged{i}"}, body=b"login=a&password=b").status
              for i in range(135)]
     assert codes[:120] == [200] * 120
     assert 429 in codes[120:], codes[120:]
+
+
+def test_the_server_itself_is_not_limited(tls_site):
+    """The health step and local monitoring log in from the server: never counted."""
+    codes = [tls_site.request("POST", "/web/session/authenticate", client=None, body=b'{"params": {}}').status
+             for _ in range(12)]
+    assert codes == [200] * 12, codes
 
 
 # --- gixy -------------------------------------------------------------------------------

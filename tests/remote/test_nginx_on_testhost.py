@@ -139,6 +139,15 @@ def test_an_office_behind_one_address_logs_in(testhost, provisioned):
     assert codes == [200] * 12, codes
 
 
+def test_the_server_itself_is_not_limited(testhost, provisioned):
+    """The health step logs in from the server (admin/admin must be refused): never
+    counted, however often `pulumi up` runs."""
+    codes = testhost.sudo("for i in $(seq 8); do curl -s -o /dev/null -w '%{http_code} ' -X POST "
+                          "-H 'Content-Type: application/json' -d '{}' "
+                          "http://127.0.0.1/web/session/authenticate; done").split()
+    assert codes == ["200"] * 8, codes
+
+
 def test_database_manager_refused_by_nginx(testhost, provisioned):
     """/web/database/* never reaches Odoo: Nginx answers 403 itself, also behind a
     language prefix, and Odoo's journal never sees the request."""
