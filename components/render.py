@@ -36,6 +36,10 @@ ODOO_UNIT = "/etc/systemd/system/odoo.service"
 NGINX_SITE = "/etc/nginx/sites-available/odoo"
 NGINX_SITE_ACME = "/etc/nginx/sites-available/odoo-acme"
 
+# Odoo's umask (the unit's UMask=, and the database initialisation's): group-readable,
+# nothing for others, which the filestore's group (Nginx, x_sendfile) relies on.
+ODOO_UMASK = "0027"
+
 # System calls of systemd's @resources group that Odoo makes (odoo/service/server.py):
 # the cron worker's os.nice(10) and the workers' resource.setrlimit(RLIMIT_AS/RLIMIT_CPU).
 # The unit denies @resources and allows these back; nothing else of the group.
@@ -142,6 +146,7 @@ def render_odoo_unit(s: Settings, z: Sizing) -> str:
             exec_start=exec_start(s),
             writable_paths=[DATA_DIR],
             resources_syscalls=ODOO_RESOURCE_SYSCALLS,
+            umask=ODOO_UMASK,
             postgres_unit=f"postgresql@{s.postgres_version}-main.service",
         )
     )

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 
 from components import backup
-from components.render import ACME_ROOT, DATA_DIR, ODOO_CONF, exec_start, without_demo_arg
+from components.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
 from components.settings import ROOT, Settings
 from components.templating import environment
 
@@ -295,6 +295,7 @@ def _contexts(
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
             "without_demo": without_demo_arg(s.odoo_version),
+            "umask": ODOO_UMASK,
             "conf_path": ODOO_CONF,
         },
         "nginx": {

@@ -94,8 +94,11 @@ def test_database_initialised_with_the_versions_own_flag(tmp_path, version, flag
     warns "invalid boolean value" for "all"."""
     assert render.without_demo_arg(version) == flag
     script = scripts_for(source_settings(tmp_path, odooVersion=version))["odoo-config"]
-    assert f"--stop-after-init {flag} >" in script
+    assert f"--stop-after-init {flag}) >" in script
     assert script.count("--without-demo") == 1
+    # ... with the unit's umask, so that the files it writes have their modes in service
+    assert "(umask 0027 && exec runuser -u odoo -- " in script
+    assert "UMask=0027" in render.render_odoo_unit(source_settings(tmp_path), sizing_for(source_settings(tmp_path)))
 
 
 def _build_packages(script: str, requirements: str, tmp_path) -> list[str]:

@@ -490,3 +490,62 @@ def test_odoo_serves_again_after_postgresql_stop_and_start(testhost, provisioned
     print(f"\nOdoo served again {elapsed:.1f} s after PostgreSQL started")
     assert status == "200", f"still {status} 30 s after PostgreSQL started: " + testhost.sudo("systemctl status odoo --no-pager || true")
     assert testhost.sudo("systemctl is-active odoo") == "active"
+
+
+def _probe_wheel(directory: Path) -> Path:
+    """A minimal pure-Python wheel, built by hand (no build tool needed)."""
+    import base64
+    import hashlib
+    import zipfile
+
+    members = {
+        "odoo_pulumi_probe/__init__.py": b"# odoo-pulumi test probe\n",
+        "odoo_pulumi_probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: odoo-pulumi-probe\nVersion: 1.0\n",
+        "odoo_pulumi_probe-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: odoo-pulumi-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(
+        f"{name},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}\n"
+        for name, data in members.items()) + "odoo_pulumi_probe-1.0.dist-info/RECORD,,\n"
+    members["odoo_pulumi_probe-1.0.dist-info/RECORD"] = record.encode()
+    wheel = directory / "odoo_pulumi_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return wheel
+
+
+def test_plain_http_index_is_used_by_pip(testhost, provisioned, tmp_path):
+    """An http:// pipIndexUrl: the pip options the odoo-install step passes make the venv's
+    pip on the server use it (without --trusted-host pip ignores the index: "not a trusted
+    or secure host"). The index is a PEP 503 page on this machine's end of the bridge."""
+    import functools
+    import http.server
+    import threading
+
+    if os.environ.get("ODOO_PULUMI_TESTHOST"):
+        pytest.skip("needs the local test host's bridge to serve the index")
+    bridge = testhost.host.rsplit(".", 1)[0] + ".1"
+    wheel = _probe_wheel(tmp_path)
+    (tmp_path / "simple" / "odoo-pulumi-probe").mkdir(parents=True)
+    (tmp_path / "simple" / "odoo-pulumi-probe" / "index.html").write_text(
+        f'<!DOCTYPE html><html><body><a href="../../{wheel.name}">{wheel.name}</a></body></html>\n')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer((bridge, 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://{bridge}:{server.server_address[1]}/simple/"
+        s = settings_for(testhost, provisioned["settings"].odoo_archive, pipIndexUrl=url)
+        args = steps._pip_args(s)
+        assert "--trusted-host" in args
+        assert " ".join(shlex.quote(a) for a in args) in render(s, testhost.host, provisioned["sha"])["odoo-install"]
+        pip = ("/opt/odoo/venv/bin/pip download --no-deps --disable-pip-version-check --no-input -q "
+               "-d /tmp/odoo-pulumi-probe {} odoo-pulumi-probe==1.0")
+        r = testhost.run("sudo -n " + pip.format(" ".join(shlex.quote(a) for a in args)), timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert testhost.sudo("ls /tmp/odoo-pulumi-probe") == wheel.name
+        untrusted = testhost.run("sudo -n " + pip.format(f"--index-url {shlex.quote(url)}"), timeout=120)
+        assert untrusted.returncode != 0 and "not a trusted or secure host" in untrusted.stdout + untrusted.stderr
+    finally:
+        server.shutdown()
+        testhost.run("sudo -n rm -rf /tmp/odoo-pulumi-probe")
