@@ -529,8 +529,11 @@ def test_plain_http_index_is_used_by_pip(testhost, provisioned, tmp_path):
     (tmp_path / "simple" / "odoo-pulumi-probe").mkdir(parents=True)
     (tmp_path / "simple" / "odoo-pulumi-probe" / "index.html").write_text(
         f'<!DOCTYPE html><html><body><a href="../../{wheel.name}">{wheel.name}</a></body></html>\n')
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *a: None
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer((bridge, 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
