@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,20 +84,26 @@ def test_cron_worker_lowers_its_priority_and_workers_set_rlimits(prefork_files):
 
 
 def test_x_sendfile_hands_asset_bundles_to_the_proxy(prefork_files):
-    """An asset bundle is written to data_dir/filestore/<db>/<xx>/<sha1> with the process
+    """Asset bundles are written to data_dir/filestore/<db>/<xx>/<sha1> with the process
     umask (0027: group-readable, nothing for others) and answered with an empty body and
-    X-Accel-Redirect: /web/filestore/<db>/<xx>/<sha1>, Odoo's URI for Nginx's location."""
+    X-Accel-Redirect: /web/filestore/<db>/<xx>/<sha1>, Odoo's URI for Nginx's internal
+    location. The bundles the login page names, else one by name."""
     port = prefork_files.opts["http_port"]
-    status, headers, body = request(port, "/web/assets/1a2b3c/web.assets_web.min.js")
-    assert status == 200 and body == b"", (status, body[:200])
-    assert headers["Content-Type"].startswith("text/javascript")
-    accel = headers["X-Accel-Redirect"]
-    assert accel.startswith(f"/web/filestore/{DB}/")
-    path = Path(prefork_files.opts["data_dir"]) / "filestore" / accel[len("/web/filestore/"):]
-    data = path.read_bytes()
-    assert len(data) > 4096 and path.name == hashlib.sha1(data).hexdigest() and path.parent.name == path.name[:2]
-    assert path.stat().st_mode & 0o777 == 0o640
-    assert path.parent.stat().st_mode & 0o777 == 0o750
+    status, _, page = request(port, "/web/login")
+    assert status == 200
+    urls = re.findall(r'(?:href|src)="(/web/assets/[^"]+)"', page.decode()) or ["/web/assets/1a2b3c/web.assets_web.min.js"]
+    for url in urls:
+        status, headers, body = request(port, url)
+        assert status == 200 and body == b"", (url, status, body[:200])
+        accel = headers["X-Accel-Redirect"]
+        assert accel.startswith(f"/web/filestore/{DB}/")
+        path = Path(prefork_files.opts["data_dir"]) / "filestore" / accel[len("/web/filestore/"):]
+        data = path.read_bytes()
+        assert len(data) > 4096 and path.name == hashlib.sha1(data).hexdigest() and path.parent.name == path.name[:2]
+        assert path.stat().st_mode & 0o777 == 0o640
+        assert path.parent.stat().st_mode & 0o777 == 0o750
+        if url.endswith(".js"):
+            assert headers["Content-Type"].startswith("text/javascript")
 
 
 def test_x_sendfile_for_attachments(prefork_files):
