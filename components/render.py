@@ -36,6 +36,15 @@ ODOO_UNIT = "/etc/systemd/system/odoo.service"
 NGINX_SITE = "/etc/nginx/sites-available/odoo"
 NGINX_SITE_ACME = "/etc/nginx/sites-available/odoo-acme"
 
+# Odoo's umask (the unit's UMask=, and the database initialisation's): group-readable,
+# nothing for others, which the filestore's group (Nginx, x_sendfile) relies on.
+ODOO_UMASK = "0027"
+
+# System calls of systemd's @resources group that Odoo makes (odoo/service/server.py):
+# the cron worker's os.nice(10) and the workers' resource.setrlimit(RLIMIT_AS/RLIMIT_CPU).
+# The unit denies @resources and allows these back; nothing else of the group.
+ODOO_RESOURCE_SYSCALLS = ("setpriority", "setrlimit", "prlimit64")
+
 # Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are not configurable and all
 # strong): forward secrecy and AEAD only. The DHE suites of the profile are left out:
 # they need a dhparam file, and every TLS 1.2 client has ECDHE.
@@ -132,6 +141,16 @@ def exec_start(s: Settings) -> list[str]:
     return [f"{VENV_DIR}/bin/python3", f"{SOURCE_DIR}/odoo-bin", "-c", ODOO_CONF]
 
 
+def without_demo_arg(version: str) -> str:
+    """The command-line flag that initialises a database without demo data.
+
+    17.0 and 18.0 take a list of modules (or "all") and load demo data by default; 19.0
+    takes a boolean (demo data is off by default) and warns "invalid boolean value" for
+    "all" (odoo/tools/config.py of each version).
+    """
+    return "--without-demo=all" if version < "19.0" else "--without-demo=True"
+
+
 def _context(s: Settings, z: Sizing, **extra) -> dict:
     return {
         "s": s,
@@ -166,6 +185,8 @@ def render_odoo_unit(s: Settings, z: Sizing) -> str:
             s, z,
             exec_start=exec_start(s),
             writable_paths=[DATA_DIR],
+            resources_syscalls=ODOO_RESOURCE_SYSCALLS,
+            umask=ODOO_UMASK,
             postgres_unit=f"postgresql@{s.postgres_version}-main.service",
         )
     )

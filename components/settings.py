@@ -230,6 +230,12 @@ def _url(key: str, v: str) -> None:
         raise _fail(key, v, "expected an http(s)://, ssh:// or git@ URL")
 
 
+def _index_url(key: str, v: str) -> None:
+    """A package index is fetched over HTTP(S) by pip; nothing else is one."""
+    if v and not re.match(r"^https?://[A-Za-z0-9.\[\]:_-]+(/[^\s'\"]*)?$", v):
+        raise _fail(key, v, "expected an http:// or https:// URL of a package index, e.g. https://pypi.example.com/simple")
+
+
 # Backups prune old files in their destination: it must be a directory of its own.
 SHARED_DIRECTORIES = ("/", "/etc", "/usr", "/var", "/var/lib", "/var/lib/odoo", "/tmp", "/root", "/home")
 
@@ -253,7 +259,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "odooSource": _one_of(ODOO_SOURCES),
     "odooGitRepo": _url,
     "odooGitRef": _pattern(_GIT_REF, "expected a branch, tag or commit name"),
-    "pipIndexUrl": _url,
+    "pipIndexUrl": _index_url,
     "pipFindLinks": lambda k, v: _abs_paths(k, [v]) if v else None,
     "addonsPaths": _abs_paths,
     "database": _pattern(_DBNAME, "expected lowercase letters, digits and _ starting with a letter (max 63)", False),

@@ -20,10 +20,11 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 
 from components import backup
-from components.render import ACME_ROOT, ODOO_CONF, exec_start
+from components.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
 from components.settings import ROOT, Settings
 from components.templating import environment
 
@@ -41,6 +42,10 @@ DATA_BIND_DIRS = (
     ("odoo", "/var/lib/odoo"),
 )
 NGINX_ENABLED = "/etc/nginx/sites-enabled"
+# x_sendfile: Nginx's worker user reads Odoo's filestore through this group (and only
+# the filestore: odoo.conf and the sessions stay odoo's).
+NGINX_USER = "www-data"
+FILESTORE_GROUP = "odoo-filestore"
 HEALTH_TIMEOUT_S = 300
 
 # Odoo's nightly apt repository (odoo-facts.md), one per major version.
@@ -58,6 +63,16 @@ WKHTMLTOPDF_BUILDS = {
 
 BASE_PACKAGES = ("ca-certificates", "curl", "gnupg", "tzdata", "locales", "unattended-upgrades")
 SOURCE_PACKAGES = ("python3-venv", "python3-dev", "build-essential")
+
+# Requirements that pip compiles where no wheel fits the server's Python (Debian 13's
+# 3.13 for Odoo 19's pins: lxml 5.2.1, psycopg2, python-ldap), and the headers each needs:
+# (requirement name, Debian packages). Matched on the name alone, so psycopg2-binary or
+# lxml-html-clean (wheels, no C) do not count.
+REQUIREMENT_BUILD_PACKAGES = (
+    ("psycopg2", ("libpq-dev",)),
+    ("python-ldap", ("libldap2-dev", "libsasl2-dev")),
+    ("lxml", ("libxml2-dev", "libxslt1-dev")),
+)
 
 # Files whose content is secret: a step embedding one is logged nowhere and its script
 # is a secret Output. Checked against ServerFile.secret when the scripts are rendered.
@@ -191,10 +206,17 @@ def _file(f: Any) -> dict[str, str]:
 
 
 def _pip_args(s: Settings) -> list[str]:
-    """pip options: a mirror index, and/or a wheel directory (alone: an offline install)."""
+    """pip options: a mirror index (trusted by name when it is plain HTTP), and/or a
+    wheel directory on the server (alone: an offline install)."""
     args: list[str] = []
     if s.pip_index_url:
         args += ["--index-url", s.pip_index_url]
+        url = urlsplit(s.pip_index_url)
+        if url.scheme == "http":
+            # pip ignores a plain-HTTP index ("not a trusted or secure host") unless told.
+            host = url.hostname or ""
+            host = f"[{host}]" if ":" in host else host
+            args += ["--trusted-host", f"{host}:{url.port}" if url.port else host]
     if s.pip_find_links:
         args += ["--find-links", s.pip_find_links]
         if not s.pip_index_url:
@@ -260,14 +282,20 @@ def _contexts(
             "git_repo": s.odoo_git_repo,
             "git_ref": s.odoo_git_ref,
             "pip_args": _pip_args(s),
+            "build_packages": [[name, list(pkgs)] for name, pkgs in REQUIREMENT_BUILD_PACKAGES],
             "install_wkhtmltopdf": s.install_wkhtmltopdf,
             "wkhtmltopdf_builds": WKHTMLTOPDF_BUILDS,
             "addons_paths": list(s.addons_paths),
+            "filestore": f"{DATA_DIR}/filestore",
+            "filestore_group": FILESTORE_GROUP,
+            "nginx_user": NGINX_USER,
         },
         "odoo-config": {
             "files": [_file(files["odoo.conf"]), _file(files["odoo.service"])],
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
+            "without_demo": without_demo_arg(s.odoo_version),
+            "umask": ODOO_UMASK,
             "conf_path": ODOO_CONF,
         },
         "nginx": {
@@ -278,6 +306,8 @@ def _contexts(
             "domain": s.domain or "",
             "email": s.letsencrypt_email or "",
             "acme_root": ACME_ROOT,
+            "filestore_group": FILESTORE_GROUP,
+            "nginx_user": NGINX_USER,
         },
         "backup": backup.step_context(s, files),
         "health": {
