@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +98,14 @@ def plan(s: Settings) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+# Steps that carry a secret value other than a file: odoo-config sets the administrator
+# user's password hash.
+SECRET_VALUE_STEPS = frozenset({"odoo-config"})
+
+
 def step_embeds_secret(step: Step) -> bool:
-    """Whether the step writes a secret file: its output is then logged nowhere."""
-    return any(k in SECRET_FILE_KEYS for k in step.embeds)
+    """Whether the step carries a secret (a file or a value): its output is logged nowhere."""
+    return step.name in SECRET_VALUE_STEPS or any(k in SECRET_FILE_KEYS for k in step.embeds)
 
 
 def step_is_secret(step: Step) -> bool:
@@ -228,6 +234,7 @@ def _contexts(
     host: str,
     archive_sha256: str | None,
     data_volume_id: str | None,
+    admin_user_hash: str,
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
     ctx: dict[str, dict[str, Any]] = {
@@ -269,6 +276,8 @@ def _contexts(
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
             "conf_path": ODOO_CONF,
+            "admin_login": s.admin_login,
+            "admin_user_hash": admin_user_hash,
         },
         "nginx": {
             "site": _file(files["nginx-site"]),
@@ -294,6 +303,7 @@ def render_scripts(
     files: Mapping[str, Any],
     *,
     host: str,
+    admin_user_hash: str,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
 ) -> dict[str, str]:
@@ -301,7 +311,9 @@ def render_scripts(
 
     `files` is `render.server_files(...)`; `host` is the address health checks by (the
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
-    hash (odooSource archive); `data_volume_id` the EBS volume (target aws).
+    hash (odooSource archive); `data_volume_id` the EBS volume (target aws);
+    `admin_user_hash` is `render.admin_user_hash(adminUserPassword, stack)`, what
+    odoo-config stores as the administrator's password (a secret: odoo-config is one).
     """
     steps = plan(s)
     for step in steps:
@@ -314,8 +326,10 @@ def render_scripts(
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
         raise ValueError("target aws needs the data volume id")
+    if not re.fullmatch(r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash or ""):
+        raise ValueError("admin_user_hash must be a pbkdf2_sha512 hash (render.admin_user_hash), never a password")
 
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id)
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_user_hash)
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}
