@@ -43,6 +43,12 @@ DATA_BIND_DIRS = (
 )
 NGINX_ENABLED = "/etc/nginx/sites-enabled"
 HEALTH_TIMEOUT_S = 300
+# The acceptance check (components/acceptance.py, stdlib only) as the health step installs
+# it on the server, where operators can run it too (`sudo odoo-acceptance --help`).
+ACCEPTANCE_SOURCE = ROOT / "components" / "acceptance.py"
+ACCEPTANCE_PATH = "/usr/local/sbin/odoo-acceptance"
+# A cron worker polls every 60-70 s: a scheduled action has run within this wait.
+CRON_WAIT_S = 150
 
 # Odoo's nightly apt repository (odoo-facts.md), one per major version.
 ODOO_KEY_URL = "https://nightly.odoo.com/odoo.key"
@@ -93,7 +99,9 @@ def plan(s: Settings) -> tuple[Step, ...]:
         Step("nginx", ("base",), site, "Nginx site tested before reload, TLS"),
         Step("backup", ("postgresql", "odoo-install"), backup.FILE_KEYS,
              "odoo-backup, odoo-restore, their config, the nightly timer"),
-        Step("health", ("odoo-config", "nginx"), (), "/web/health 200 and websocket 101 through Nginx"),
+        Step("health", ("odoo-config", "nginx"), (),
+             "odoo-acceptance: login page, asset bundles, default admin refused, websocket, "
+             "workers, cron, journal"),
     ]
     return tuple(steps)
 
@@ -293,6 +301,11 @@ def _contexts(
             "domain": s.domain or "",
             "host": host,
             "timeout": HEALTH_TIMEOUT_S,
+            "acceptance": {"path": ACCEPTANCE_PATH, "owner": "root", "group": "root", "mode": "0755",
+                           "b64": base64.b64encode(ACCEPTANCE_SOURCE.read_bytes()).decode()},
+            "database": s.database,
+            "admin_login": s.admin_login,
+            "cron_wait": CRON_WAIT_S,
         },
     }
     return ctx
