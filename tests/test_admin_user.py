@@ -11,7 +11,7 @@ import re
 import pytest
 from passlib.context import CryptContext
 
-from components import acceptance, steps
+from components import acceptance, backup, steps
 from components.render import admin_passwd_hash, admin_user_hash, server_files
 from components.settings import SettingsError, load_settings, sizing_for
 from tests.conftest import host_settings
@@ -54,7 +54,7 @@ def test_admin_login_refuses_anything_else(login):
 
 
 def _scripts(s, user_hash=None):
-    files = server_files(s, sizing_for(s), admin_passwd_hash("master", s.stack))
+    files = {**server_files(s, sizing_for(s), admin_passwd_hash("master", s.stack)), **backup.server_files(s)}
     return steps.render_scripts(s, files, host="10.0.0.5",
                                 admin_user_hash=user_hash or admin_user_hash(PASSWORD, s.stack))
 
