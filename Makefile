@@ -52,7 +52,8 @@ testhost-down: ## Stop and remove the test host
 acceptance: ## Check a deployed server: URL=https://... [SSH=user@host SSH_KEY=... SSH_PORT=22] [PASSWORD_FILE=... | PASSWORD_STACK=<stack>] [DB=odoo LOGIN=admin]
 	scripts/acceptance --url "$(URL)" $(if $(SSH),--ssh "$(SSH)") $(if $(SSH_KEY),--ssh-key "$(SSH_KEY)") \
 	  $(if $(SSH_PORT),--ssh-port "$(SSH_PORT)") $(if $(DB),--db "$(DB)") $(if $(LOGIN),--login "$(LOGIN)") \
-	  $(if $(PASSWORD_FILE),--password-file "$(PASSWORD_FILE)") $(if $(PASSWORD_STACK),--stack "$(PASSWORD_STACK)")
+	  $(if $(PASSWORD_FILE),--password-file "$(PASSWORD_FILE)") $(if $(PASSWORD_STACK),--stack "$(PASSWORD_STACK)") \
+	  $(foreach o,$(SSH_OPTIONS),--ssh-option "$(o)")
 
 sizing: venv ## Explain the sizing for USERS (default 60)
 	$(PY) -m components.sizing --users $(USERS)

@@ -178,7 +178,7 @@ class Run:
         status, _, body = self.site.request("GET", "/web/health")
         if status != 200:
             raise Failure(f"/web/health {status} ({len(body)} B)")
-        return f"/web/health 200 {body.decode(errors='replace').strip()[:60]}"
+        return f"/web/health 200 {' '.join(body.decode(errors='replace').split())[:60]}"
 
     def check_login_page(self) -> str:
         status, headers, body = self.site.request("GET", "/web/login")
