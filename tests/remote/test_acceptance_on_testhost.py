@@ -119,7 +119,8 @@ def test_health_fails_when_admin_admin_works_again_and_odoo_config_repairs_it(te
     sql(testhost, "UPDATE res_users SET password = 'admin' WHERE id = 2")  # plaintext: Odoo accepts it
     run = health(testhost, server)
     assert run.returncode != 0, run.stdout
-    assert "FAIL default_admin: admin/admin logs in: uid 2" in run.stdout
+    # the login is adminLogin: the user called admin no longer exists, boss@example.com/admin works
+    assert "FAIL default_admin: boss@example.com/admin logs in: uid 2, is_admin True" in run.stdout, run.stdout
     assert "default_admin failed" in run.stderr
     fix = run_step(testhost, server["s"], "odoo-config", server["scripts"]["odoo-config"])
     assert fix.returncode == 0 and "set the administrator's password" in fix.stdout
