@@ -238,3 +238,22 @@ def test_acceptance_module_is_stdlib_only_and_runs_alone(tmp_path):
     assert r.returncode == 0 and "--server" in r.stdout
     r = subprocess.run([sys.executable, "-I", str(copy)], capture_output=True, text=True)
     assert r.returncode == 2 and "choose --http, --server or both" in r.stderr
+
+
+def test_children_classified_from_proc(tmp_path):
+    """The workers check reads /proc: parent pid, state, comm and cmdline of each child."""
+    def proc(pid, ppid, state, comm, argv):
+        d = tmp_path / str(pid)
+        d.mkdir()
+        (d / "stat").write_text(f"{pid} ({comm}) {state} {ppid} 1 1 0 -1\n")
+        (d / "comm").write_text(comm + "\n")
+        (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    proc(100, 1, "S", "python3", ["python3", "odoo-bin", "-c", "/etc/odoo/odoo.conf"])
+    proc(101, 100, "S", "python3", ["odoo: WorkerHTTP 101 "])
+    proc(102, 100, "S", "odoo:http", ["python3", "odoo-bin"])
+    proc(103, 100, "T", "python3", ["odoo: WorkerCron 103 odoo"])
+    proc(104, 100, "S", "python3", ["python3", "odoo-bin", "gevent", "-c", "x"])
+    proc(105, 999, "S", "odoo:cron", ["python3", "odoo-bin"])  # another parent
+    (tmp_path / "self").mkdir()
+    assert acceptance.classify_children(100, str(tmp_path)) == {
+        "http": [(101, "S"), (102, "S")], "cron": [(103, "T")], "gevent": [(104, "S")]}
