@@ -39,6 +39,11 @@ sizing = sizing_for(settings)
 config = pulumi.Config()
 admin_password = config.require_secret("adminPassword")
 private_key = config.require_secret("sshPrivateKey")
+# The administrator user's password leaves this program only as its hash, inside the
+# (secret) odoo-config script.
+admin_user_hash = pulumi.Output.secret(
+    config.require_secret("adminUserPassword").apply(lambda pw: render.admin_user_hash(pw, settings.stack))
+)
 files = pulumi.Output.secret(
     admin_password.apply(
         lambda pw: render.server_files(settings, sizing, render.admin_passwd_hash(pw, settings.stack))
@@ -61,7 +66,7 @@ if settings.target == "aws":
         "odoo",
         ProvisioningArgs(
             host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
-            data_volume_id=server.data_volume_id, server_id=server.instance_id,
+            admin_user_hash=admin_user_hash, data_volume_id=server.data_volume_id, server_id=server.instance_id,
             depends_on=[server, backups],
         ),
     )
@@ -79,7 +84,8 @@ else:
     files = files.apply(lambda f: {**f, **backup.server_files(settings)})
     provisioning = Provisioning(
         "odoo",
-        ProvisioningArgs(host=host, settings=settings, sizing=sizing, files=files, private_key=private_key),
+        ProvisioningArgs(host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
+                         admin_user_hash=admin_user_hash),
     )
 
 ssh = host.apply(

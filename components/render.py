@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.settings import Settings, SettingsError, load_settings, read_stack_file, sizing_for
+from components.settings import SECRET_KEYS, Settings, SettingsError, load_settings, read_stack_file, sizing_for
 from components.sizing import Sizing
 from components.templating import environment, managed_header
 
@@ -85,7 +85,8 @@ class LoginLimit:
 
 LOGIN_LIMIT = LoginLimit()
 
-# passlib's pbkdf2_sha512, the scheme Odoo's CryptContext accepts for admin_passwd.
+# passlib's pbkdf2_sha512, the scheme Odoo's CryptContext accepts for admin_passwd and for
+# res_users.password; 600000 is Odoo 19's MIN_ROUNDS for user passwords.
 PBKDF2_ROUNDS = 600_000
 
 
@@ -107,18 +108,35 @@ def _ab64(raw: bytes) -> str:
     return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
 
 
-def admin_passwd_hash(password: str, stack: str) -> str:
-    """Hash the master password as passlib's pbkdf2_sha512 for odoo.conf.
+def _pbkdf2_sha512(password: str, label: bytes, stack: str) -> str:
+    """passlib's pbkdf2_sha512 string with a salt derived from (label, stack, password).
 
-    The salt is derived from the stack and the password, so the same password gives
-    the same file on every run (a random salt would make each `pulumi up` rewrite the
-    config and restart Odoo). The result is still a slow salted hash.
+    Deterministic on purpose: the same password gives the same hash on every run, so a
+    re-run rewrites nothing and restarts nothing (a random salt would change it every
+    `pulumi up`). The result is still a slow, salted hash, different per stack and use.
     """
-    if not password:
-        raise SettingsError("setting adminPassword is empty: set a real secret")
-    salt = hmac.new(b"odoo-pulumi admin_passwd", f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
+    salt = hmac.new(label, f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
     dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ROUNDS)
     return f"$pbkdf2-sha512${PBKDF2_ROUNDS}${_ab64(salt)}${_ab64(dk)}"
+
+
+def admin_passwd_hash(password: str, stack: str) -> str:
+    """The master password as odoo.conf's admin_passwd (Odoo's CryptContext verifies it)."""
+    if not password:
+        raise SettingsError("setting adminPassword is empty: set a real secret")
+    return _pbkdf2_sha512(password, b"odoo-pulumi admin_passwd", stack)
+
+
+def admin_user_hash(password: str, stack: str) -> str:
+    """The administrator user's password as res_users.password holds it.
+
+    Odoo 19 verifies res_users.password with passlib's CryptContext(['pbkdf2_sha512',
+    'plaintext']) at MIN_ROUNDS = 600000 (res_users.py): a hash with exactly those rounds
+    verifies and is never "updated" (rehashed) by Odoo, so a re-run finds it unchanged.
+    """
+    if not password:
+        raise SettingsError("setting adminUserPassword is empty: set a real secret")
+    return _pbkdf2_sha512(password, b"odoo-pulumi res_users.password", stack)
 
 
 def postgres_tuning_path(s: Settings) -> str:
@@ -253,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         raw = read_stack_file(args.stack)
-        s = load_settings(raw, args.stack, secrets_present={"adminPassword", "sshPrivateKey"})
+        s = load_settings(raw, args.stack, secrets_present=set(SECRET_KEYS))
     except SettingsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from components.instance_types import BY_NAME
 
 PROJECT = "odoo-pulumi"
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEYS = ("adminPassword", "sshPrivateKey")
+SECRET_KEYS = ("adminPassword", "adminUserPassword", "sshPrivateKey")
 
 ODOO_VERSIONS = ("17.0", "18.0", "19.0")
 ODOO_SOURCES = ("deb", "git", "archive")
@@ -32,6 +32,8 @@ POSTGRES_VERSIONS = (15, 16, 17)
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
 _EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+# Odoo's administrator login: an e-mail address, or a simple name that is safe in SQL and logs.
+_LOGIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]{0,63}|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+)$")
 _DBNAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _TZ = re.compile(r"^(UTC|[A-Z][A-Za-z_+-]+(/[A-Za-z0-9_+-]+){1,2})$")
 _LOCALE = re.compile(r"^[a-z]{2,3}_[A-Z]{2}\.UTF-8$")
@@ -67,6 +69,7 @@ class Settings:
     install_wkhtmltopdf: bool
     addons_paths: tuple[str, ...]
     database: str
+    admin_login: str
     upload_limit_mib: int
     domain: str | None
     letsencrypt_email: str | None
@@ -263,6 +266,8 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "pipFindLinks": lambda k, v: _abs_paths(k, [v]) if v else None,
     "addonsPaths": _abs_paths,
     "database": _pattern(_DBNAME, "expected lowercase letters, digits and _ starting with a letter (max 63)", False),
+    "adminLogin": _pattern(_LOGIN, "expected an e-mail address like admin@example.com or a simple login "
+                           "(letters, digits, '.', '_', '-'; at most 64 characters)", False),
     "uploadLimitMiB": _range(1, 4096),
     "domain": _pattern(_HOSTNAME, "expected a lowercase host name like erp.example.com"),
     "letsencryptEmail": _pattern(_EMAIL, "expected an e-mail address like admin@example.com"),
@@ -324,6 +329,11 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
             "setting adminPassword is required and must be a secret: "
             "pulumi config set --secret adminPassword"
         )
+    if "adminUserPassword" not in secrets_present:
+        raise SettingsError(
+            "setting adminUserPassword is required and must be a secret (the password of Odoo's "
+            "administrator user, adminLogin): pulumi config set --secret adminUserPassword"
+        )
     if "sshPrivateKey" not in secrets_present:
         raise SettingsError(
             "setting sshPrivateKey is required and must be a secret: "
@@ -360,6 +370,7 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
         install_wkhtmltopdf=v["installWkhtmltopdf"],
         addons_paths=tuple(v["addonsPaths"]),
         database=v["database"],
+        admin_login=v["adminLogin"],
         upload_limit_mib=v["uploadLimitMiB"],
         domain=v["domain"] or None,
         letsencrypt_email=v["letsencryptEmail"] or None,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,12 @@ NGINX_ENABLED = "/etc/nginx/sites-enabled"
 NGINX_USER = "www-data"
 FILESTORE_GROUP = "odoo-filestore"
 HEALTH_TIMEOUT_S = 300
+# The acceptance check (components/acceptance.py, stdlib only) as the health step installs
+# it on the server, where operators can run it too (`sudo odoo-acceptance --help`).
+ACCEPTANCE_SOURCE = ROOT / "components" / "acceptance.py"
+ACCEPTANCE_PATH = "/usr/local/sbin/odoo-acceptance"
+# A cron worker polls every 60-70 s: a scheduled action has run within this wait.
+CRON_WAIT_S = 150
 
 # Odoo's nightly apt repository (odoo-facts.md), one per major version.
 ODOO_KEY_URL = "https://nightly.odoo.com/odoo.key"
@@ -107,14 +114,21 @@ def plan(s: Settings) -> tuple[Step, ...]:
         Step("nginx", ("base",), site, "Nginx site tested before reload, TLS"),
         Step("backup", ("postgresql", "odoo-install"), backup.FILE_KEYS,
              "odoo-backup, odoo-restore, their config, the nightly timer"),
-        Step("health", ("odoo-config", "nginx"), (), "/web/health 200 and websocket 101 through Nginx"),
+        Step("health", ("odoo-config", "nginx"), (),
+             "odoo-acceptance: login page, asset bundles, default admin refused, websocket, "
+             "workers, cron, journal"),
     ]
     return tuple(steps)
 
 
+# Steps that carry a secret value other than a file: odoo-config sets the administrator
+# user's password hash.
+SECRET_VALUE_STEPS = frozenset({"odoo-config"})
+
+
 def step_embeds_secret(step: Step) -> bool:
-    """Whether the step writes a secret file: its output is then logged nowhere."""
-    return any(k in SECRET_FILE_KEYS for k in step.embeds)
+    """Whether the step carries a secret (a file or a value): its output is logged nowhere."""
+    return step.name in SECRET_VALUE_STEPS or any(k in SECRET_FILE_KEYS for k in step.embeds)
 
 
 def step_is_secret(step: Step) -> bool:
@@ -250,6 +264,7 @@ def _contexts(
     host: str,
     archive_sha256: str | None,
     data_volume_id: str | None,
+    admin_user_hash: str,
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
     ctx: dict[str, dict[str, Any]] = {
@@ -297,6 +312,8 @@ def _contexts(
             "without_demo": without_demo_arg(s.odoo_version),
             "umask": ODOO_UMASK,
             "conf_path": ODOO_CONF,
+            "admin_login": s.admin_login,
+            "admin_user_hash": admin_user_hash,
         },
         "nginx": {
             "site": _file(files["nginx-site"]),
@@ -314,6 +331,11 @@ def _contexts(
             "domain": s.domain or "",
             "host": host,
             "timeout": HEALTH_TIMEOUT_S,
+            "acceptance": {"path": ACCEPTANCE_PATH, "owner": "root", "group": "root", "mode": "0755",
+                           "b64": base64.b64encode(ACCEPTANCE_SOURCE.read_bytes()).decode()},
+            "database": s.database,
+            "admin_login": s.admin_login,
+            "cron_wait": CRON_WAIT_S,
         },
     }
     return ctx
@@ -324,6 +346,7 @@ def render_scripts(
     files: Mapping[str, Any],
     *,
     host: str,
+    admin_user_hash: str,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
 ) -> dict[str, str]:
@@ -331,7 +354,9 @@ def render_scripts(
 
     `files` is `render.server_files(...)`; `host` is the address health checks by (the
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
-    hash (odooSource archive); `data_volume_id` the EBS volume (target aws).
+    hash (odooSource archive); `data_volume_id` the EBS volume (target aws);
+    `admin_user_hash` is `render.admin_user_hash(adminUserPassword, stack)`, what
+    odoo-config stores as the administrator's password (a secret: odoo-config is one).
     """
     steps = plan(s)
     for step in steps:
@@ -344,8 +369,10 @@ def render_scripts(
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
         raise ValueError("target aws needs the data volume id")
+    if not re.fullmatch(r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash or ""):
+        raise ValueError("admin_user_hash must be a pbkdf2_sha512 hash (render.admin_user_hash), never a password")
 
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id)
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_user_hash)
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}

@@ -4,7 +4,7 @@ import pytest
 
 from components.settings import load_settings, read_stack_file, sizing_for
 
-SECRETS = {"adminPassword", "sshPrivateKey"}
+SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 
 
 def stack_settings(stack: str, **over):

@@ -405,13 +405,15 @@ def test_whole_program_hands_the_server_to_provisioning(monkeypatch):
 
     config = {f"odoo-pulumi:{k}": as_config(v) for k, v in read_stack_file("small").items()}
     config["odoo-pulumi:adminPassword"] = "not-a-real-password"
+    config["odoo-pulumi:adminUserPassword"] = "not-a-real-user-password"
     config["odoo-pulumi:sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     monkeypatch.chdir(ROOT)
     mocks = FakeAws()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack="small", preview=False, monitor=monitor)
-    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:sshPrivateKey"])
+    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:adminUserPassword",
+                            "odoo-pulumi:sshPrivateKey"])
     @pulumi.runtime.test
     def program():
         runpy.run_path(str(ROOT / "__main__.py"))

@@ -13,6 +13,7 @@ from components.settings import ROOT, read_stack_file, sizing_for, load_settings
 from tests.aws_mocks import EIP_ADDRESS, FakeAws, RecordingMonitor
 
 PASSWORD = "Plain-Admin-Password-For-Tests-Only"
+USER_PASSWORD = "the administrator user password"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKEKEYMATERIALxyz\n-----END OPENSSH PRIVATE KEY-----\n"
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
@@ -34,6 +35,7 @@ def run_program(stack, monkeypatch, overrides=None, tmp_path=None):
     config = {f"odoo-pulumi:{k}": as_config(v) for k, v in raw.items()
               if not isinstance(v, dict)}  # secure values of a stack file are replaced below
     config["odoo-pulumi:adminPassword"] = PASSWORD
+    config["odoo-pulumi:adminUserPassword"] = USER_PASSWORD
     config["odoo-pulumi:sshPrivateKey"] = PRIVATE_KEY
     exports = {}
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
@@ -42,7 +44,8 @@ def run_program(stack, monkeypatch, overrides=None, tmp_path=None):
     mocks = FakeAws()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack=stack, preview=False, monitor=monitor)
-    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:sshPrivateKey"])
+    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:adminUserPassword",
+                            "odoo-pulumi:sshPrivateKey"])
     resolved = {}
 
     @pulumi.runtime.test
@@ -65,7 +68,7 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
     """Each stack file builds the program and exports what an operator needs."""
     exports, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
     raw = read_stack_file(stack)
-    settings = load_settings(raw, stack, {"adminPassword", "sshPrivateKey"}) if raw.get("odooSource") != "archive" else None
+    settings = load_settings(raw, stack, {"adminPassword", "adminUserPassword", "sshPrivateKey"}) if raw.get("odooSource") != "archive" else None
     for key in ("url", "public_ip", "ssh_command", "logs_command", "instance_type", "workers", "sizing", "health"):
         assert key in exports, key
     assert exports["logs_command"].endswith("sudo journalctl -u odoo -f")
@@ -84,9 +87,10 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
 def test_no_secret_in_plain_text_in_commands(stack, monkeypatch, tmp_path):
     """The admin password, its hash and the private key never appear in a command
     string (a failing command's error repeats its command)."""
-    from components.render import admin_passwd_hash
+    from components.render import admin_passwd_hash, admin_user_hash
     _, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
-    secrets = [PASSWORD, admin_passwd_hash(PASSWORD, stack), "FAKEKEYMATERIALxyz"]
+    secrets = [PASSWORD, admin_passwd_hash(PASSWORD, stack), USER_PASSWORD, admin_user_hash(USER_PASSWORD, stack),
+               "FAKEKEYMATERIALxyz"]
     for name, r in resources.items():
         if r["type"] != "command:remote:Command":
             continue
@@ -104,10 +108,11 @@ def test_bad_setting_stops_before_any_resource(monkeypatch):
 
 def test_plain_text_secret_is_refused(monkeypatch):
     """An admin password stored without --secret is refused by name."""
-    config_secret_keys = ["odoo-pulumi:sshPrivateKey"]  # adminPassword not marked secret
+    config_secret_keys = ["odoo-pulumi:sshPrivateKey", "odoo-pulumi:adminUserPassword"]  # adminPassword not
     raw = read_stack_file("small")
     config = {f"odoo-pulumi:{k}": as_config(v) for k, v in raw.items()}
     config["odoo-pulumi:adminPassword"] = PASSWORD
+    config["odoo-pulumi:adminUserPassword"] = USER_PASSWORD
     config["odoo-pulumi:sshPrivateKey"] = PRIVATE_KEY
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     monkeypatch.delenv("PULUMI_CONFIG_SECRET_KEYS", raising=False)

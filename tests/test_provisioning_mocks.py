@@ -17,7 +17,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from components import steps
 from components import backup
-from components.render import admin_passwd_hash
+from components.render import admin_passwd_hash, admin_user_hash
 from components.render import server_files as render_server_files
 
 
@@ -32,6 +32,7 @@ from tests.conftest import host_settings, stack_settings
 
 PROJECT = "odoo-pulumi"
 ADMIN = "mock admin password"
+USER_PASSWORD = "administrator user password"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
 COMMAND = "command:remote:Command"
 COPY = "command:remote:CopyToRemote"
@@ -116,6 +117,7 @@ def build(settings, *, admin=ADMIN, server_id=None, name="odoo") -> dict[str, Re
         prov = Provisioning(name, ProvisioningArgs(
             host=EIP if aws else settings.host, settings=settings, sizing=sizing, files=files,
             private_key=pulumi.Output.secret(PRIVATE_KEY),
+            admin_user_hash=pulumi.Output.secret(admin_user_hash(USER_PASSWORD, settings.stack)),
             data_volume_id=VOLUME_ID if aws else None, server_id=server_id,
         ))
         return prov.health.apply(lambda h: out.update(health=h))
@@ -206,10 +208,11 @@ def test_no_secret_in_any_command_string(which, host_build, aws_build):
     regs = host_build if which == "host" else aws_build
     s = host_settings() if which == "host" else stack_settings("small")
     hashed = admin_passwd_hash(ADMIN, s.stack)
+    user_hash = admin_user_hash(USER_PASSWORD, s.stack)
     for c in commands(regs).values():
         for field in ("create", "update", "delete"):
             text = c.inputs.get(field) or ""
-            for secret in (ADMIN, hashed, "mock-key-material"):
+            for secret in (ADMIN, hashed, USER_PASSWORD, user_hash, "mock-key-material"):
                 assert secret not in text, f"{c.name}.{field}"
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from components.settings import (SettingsError, declared_config, load_settings, read_stack_file)
 
-SECRETS = {"adminPassword", "sshPrivateKey"}
+SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests operator@test"
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from components import steps
 from components import backup
-from components.render import admin_passwd_hash
+from components.render import admin_passwd_hash, admin_user_hash
 from components.render import server_files as render_server_files
 from components.settings import sizing_for
 from tests.conftest import assert_shell_clean, host_settings, stack_settings
@@ -28,6 +28,8 @@ def server_files(s, z, admin):
 
 ADMIN = "correct horse battery staple"
 HASH = admin_passwd_hash(ADMIN, "test")
+USER_PASSWORD = "administrator user password"
+USER_HASH = admin_user_hash(USER_PASSWORD, "test")
 SHA = "0123456789abcdef" * 4
 VOLUME = "vol-0123456789abcdef0"
 
@@ -52,7 +54,7 @@ def aws(**over):
 def render(s, admin_hash=HASH, host_addr="203.0.113.10"):
     files = server_files(s, sizing_for(s), admin_hash)
     return steps.render_scripts(
-        s, files, host=host_addr,
+        s, files, host=host_addr, admin_user_hash=USER_HASH,
         archive_sha256=SHA if s.odoo_source == "archive" else None,
         data_volume_id=VOLUME if s.target == "aws" else None,
     )
@@ -139,7 +141,7 @@ def test_a_secret_file_in_a_public_step_is_refused():
     f = files["nginx-site"]
     files["nginx-site"] = type(f)(f.path, f.content, f.owner, f.group, f.mode, True)
     with pytest.raises(ValueError, match="secret"):
-        steps.render_scripts(s, files, host="x")
+        steps.render_scripts(s, files, host="x", admin_user_hash=USER_HASH)
 
 
 def test_scripts_never_print_file_contents():
@@ -182,8 +184,8 @@ def test_new_archive_reruns_install_and_config_only(archive):
     """New Odoo code re-runs the install, and odoo-config (which restarts Odoo if the code moved)."""
     s = host(archive)
     files = server_files(s, sizing_for(s), HASH)
-    a = steps.render_scripts(s, files, host="h", archive_sha256="a" * 64)
-    b = steps.render_scripts(s, files, host="h", archive_sha256="b" * 64)
+    a = steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH, archive_sha256="a" * 64)
+    b = steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH, archive_sha256="b" * 64)
     assert {k for k in a if a[k] != b[k]} == {"odoo-install", "odoo-config", "health"}
 
 
@@ -279,10 +281,10 @@ def test_aws_needs_the_volume_and_archive_needs_its_hash(archive):
     s = aws()
     files = server_files(s, sizing_for(s), HASH)
     with pytest.raises(ValueError, match="volume"):
-        steps.render_scripts(s, files, host="h")
+        steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH)
     s = host(archive)
     with pytest.raises(ValueError, match="SHA-256"):
-        steps.render_scripts(s, server_files(s, sizing_for(s), HASH), host="h")
+        steps.render_scripts(s, server_files(s, sizing_for(s), HASH), host="h", admin_user_hash=USER_HASH)
 
 
 @pytest.mark.parametrize("variant", ["host", "aws", "deb-domain", "git-wk"])
