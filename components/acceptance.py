@@ -437,10 +437,13 @@ def process_state(pid: int) -> str | None:
         return None
 
 
-def role_of(comm: str, cmdline: list[str]) -> str | None:
+def role_of(comm: str, cmdline: list[str], nice: int = 0) -> str | None:
     """Which Odoo process this is: Odoo names its workers with setproctitle ("odoo:
-    WorkerHTTP <pid>", "odoo: WorkerCron <pid> <db>") and starts the evented process as
-    `odoo-bin gevent ...`; the FAKE Odoo names them in comm (odoo:http, odoo:cron)."""
+    WorkerHTTP <pid>", "odoo: WorkerCron <pid> <db>") when that module is installed and
+    starts the evented process as `odoo-bin gevent ...`; the FAKE Odoo names them in comm
+    (odoo:http, odoo:cron). setproctitle is not in Odoo's requirements.txt: in a venv
+    install every worker is `python3 odoo-bin -c ...`, and the cron worker is the one that
+    called os.nice(10)."""
     text = " ".join(cmdline)
     if "WorkerCron" in text or comm == "odoo:cron":
         return "cron"
@@ -448,6 +451,8 @@ def role_of(comm: str, cmdline: list[str]) -> str | None:
         return "http"
     if "gevent" in cmdline[1:4] or comm == "odoo:gevent":
         return "gevent"
+    if any(arg.endswith("odoo-bin") or arg == "odoo" or arg.endswith("/odoo") for arg in cmdline[:2]):
+        return "cron" if nice > 0 else "http"
     return None
 
 
@@ -466,7 +471,7 @@ def classify_children(ppid: int, proc: str = "/proc") -> dict[str, list[tuple[in
                 cmdline = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
         except (OSError, IndexError, ValueError):
             continue
-        role = role_of(comm, cmdline)
+        role = role_of(comm, cmdline, int(fields[16]) if len(fields) > 16 else 0)
         if role:
             found.setdefault(role, []).append((int(entry), fields[0]))
     return found
