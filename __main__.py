@@ -7,11 +7,12 @@ from components import backup, render
 from components.settings import PROJECT, SECRET_KEYS, SettingsError, load_settings, sizing_for
 
 
-def read_stack_config() -> tuple[dict, set[str]]:
-    """The project's config as the engine hands it over (strings), and which secret
-    keys are present. Secret values stay in Outputs and never reach the settings."""
+def read_stack_config() -> tuple[dict, set[str], dict[str, str]]:
+    """The project's config as the engine hands it over (strings), which secret keys
+    are present, and their values: load_settings only judges their strength (never
+    keeps or prints them); the program uses them through Outputs only."""
     everything = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    raw, secrets = {}, set()
+    raw, secrets, values = {}, set(), {}
     for full_key, value in everything.items():
         ns, _, key = full_key.partition(":")
         if ns != PROJECT:
@@ -20,28 +21,31 @@ def read_stack_config() -> tuple[dict, set[str]]:
             if not pulumi.runtime.is_config_secret(full_key) and key not in _env_secret_keys():
                 raw[key] = str(value)  # plain text: load_settings refuses it by name
             secrets.add(key)
+            values[key] = "" if value is None else str(value)
         else:
             raw[key] = value
-    return raw, secrets
+    return raw, secrets, values
 
 
 def _env_secret_keys() -> set[str]:
     return {k.partition(":")[2] for k in pulumi.runtime.config.get_config_secret_keys_env()}
 
 
-raw, secrets_present = read_stack_config()
+raw, secrets_present, secret_values = read_stack_config()
 try:
-    settings = load_settings(raw, pulumi.get_stack(), secrets_present)
+    settings = load_settings(raw, pulumi.get_stack(), secrets_present, secret_values)
 except SettingsError as e:
     raise pulumi.RunError(str(e)) from None
+del secret_values
 sizing = sizing_for(settings)
 
 config = pulumi.Config()
 admin_password = config.require_secret("adminPassword")
 private_key = config.require_secret("sshPrivateKey")
+# The hash's salt is keyed by the SSH private key: a secret of the stack (issue 11.8).
 files = pulumi.Output.secret(
-    admin_password.apply(
-        lambda pw: render.server_files(settings, sizing, render.admin_passwd_hash(pw, settings.stack))
+    pulumi.Output.all(admin_password, private_key).apply(
+        lambda a: render.server_files(settings, sizing, render.admin_passwd_hash(a[0], settings.stack, key=a[1]))
     )
 )
 

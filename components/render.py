@@ -58,16 +58,23 @@ def _ab64(raw: bytes) -> str:
     return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
 
 
-def admin_passwd_hash(password: str, stack: str) -> str:
+def admin_passwd_hash(password: str, stack: str, *, key: str) -> str:
     """Hash the master password as passlib's pbkdf2_sha512 for odoo.conf.
 
-    The salt is derived from the stack and the password, so the same password gives
-    the same file on every run (a random salt would make each `pulumi up` rewrite the
-    config and restart Odoo). The result is still a slow salted hash.
+    Deterministic, so that the same password gives the same file on every run (a random
+    salt would make each `pulumi up` rewrite the config and restart Odoo), yet not
+    precomputable: the salt is an HMAC of the stack and the password under `key`, a
+    secret of the stack (the program passes its SSH private key). Without the key, a
+    guess cannot be hashed ahead of time for a known stack name; with a fixed public key
+    (as before) it could. Rotating the SSH key re-salts the hash once (one rewrite of
+    odoo.conf and one restart of Odoo at the next `up`).
     """
     if not password:
         raise SettingsError("setting adminPassword is empty: set a real secret")
-    salt = hmac.new(b"odoo-pulumi admin_passwd", f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
+    if not key:
+        raise ValueError("admin_passwd_hash needs the stack's secret key material")
+    salt_key = hashlib.sha256(b"odoo-pulumi admin_passwd salt\0" + key.strip().encode()).digest()
+    salt = hmac.new(salt_key, f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
     dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ROUNDS)
     return f"$pbkdf2-sha512${PBKDF2_ROUNDS}${_ab64(salt)}${_ab64(dk)}"
 

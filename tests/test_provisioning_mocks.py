@@ -111,7 +111,7 @@ def build(settings, *, admin=ADMIN, server_id=None, name="odoo") -> dict[str, Re
     @pulumi.runtime.test
     def run():
         files = pulumi.Output.secret(pulumi.Output.from_input(admin).apply(
-            lambda pw: server_files(settings, sizing, admin_passwd_hash(pw, settings.stack))))
+            lambda pw: server_files(settings, sizing, admin_passwd_hash(pw, settings.stack, key="test-key"))))
         aws = settings.target == "aws"
         prov = Provisioning(name, ProvisioningArgs(
             host=EIP if aws else settings.host, settings=settings, sizing=sizing, files=files,
@@ -205,7 +205,7 @@ def test_no_secret_in_any_command_string(which, host_build, aws_build):
     """create/update/delete strings show in errors and state: neither the password, its hash nor the key."""
     regs = host_build if which == "host" else aws_build
     s = host_settings() if which == "host" else stack_settings("small")
-    hashed = admin_passwd_hash(ADMIN, s.stack)
+    hashed = admin_passwd_hash(ADMIN, s.stack, key="test-key")
     for c in commands(regs).values():
         for field in ("create", "update", "delete"):
             text = c.inputs.get(field) or ""

@@ -27,7 +27,7 @@ def server_files(s, z, admin):
                                   region="eu-west-1" if aws else None)}
 
 ADMIN = "correct horse battery staple"
-HASH = admin_passwd_hash(ADMIN, "test")
+HASH = admin_passwd_hash(ADMIN, "test", key="test-key")
 SHA = "0123456789abcdef" * 4
 VOLUME = "vol-0123456789abcdef0"
 
@@ -189,8 +189,8 @@ def test_new_archive_reruns_install_and_config_only(archive):
 
 def test_admin_password_change_reruns_only_odoo_config():
     """A new master password rewrites odoo.conf only."""
-    a = render(host_settings(), admin_hash=admin_passwd_hash("one", "test"))
-    b = render(host_settings(), admin_hash=admin_passwd_hash("two", "test"))
+    a = render(host_settings(), admin_hash=admin_passwd_hash("one", "test", key="test-key"))
+    b = render(host_settings(), admin_hash=admin_passwd_hash("two", "test", key="test-key"))
     assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
 
 

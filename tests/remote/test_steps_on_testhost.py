@@ -150,7 +150,7 @@ def settings_for(testhost: RemoteHost, archive: str, **over):
 
 
 def render(s, host: str, sha: str) -> dict[str, str]:
-    files = server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack))
+    files = server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key"))
     return steps.render_scripts(s, files, host=host, archive_sha256=sha)
 
 
@@ -300,7 +300,7 @@ def test_addons_path_created_for_odoo(testhost, provisioned):
 
 def _with_file(s, key: str, content: str, sha: str, host: str) -> dict[str, str]:
     """The scripts with one server file replaced by hand-made content."""
-    files = dict(server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack)))
+    files = dict(server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key")))
     f = files[key]
     files[key] = type(f)(f.path, content, f.owner, f.group, f.mode, f.secret)
     return steps.render_scripts(s, files, host=host, archive_sha256=sha)
