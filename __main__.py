@@ -4,7 +4,8 @@ operator needs. Only wiring lives here; decisions live in components/."""
 import pulumi
 
 from components import backup, render
-from components.settings import PROJECT, SECRET_KEYS, SettingsError, load_settings, sizing_for
+from components.settings import (PROJECT, SECRET_KEYS, SettingsError, check_stack_file, load_settings,
+                                 sizing_for)
 
 
 def read_stack_config() -> tuple[dict, set[str], dict[str, str]]:
@@ -33,6 +34,7 @@ def _env_secret_keys() -> set[str]:
 
 raw, secrets_present, secret_values = read_stack_config()
 try:
+    check_stack_file(pulumi.get_stack())  # `users: 015`: the engine would hand over "13"
     settings = load_settings(raw, pulumi.get_stack(), secrets_present, secret_values)
 except SettingsError as e:
     raise pulumi.RunError(str(e)) from None

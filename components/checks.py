@@ -158,11 +158,11 @@ def ambiguous_number(text: str) -> str | None:
     if re.fullmatch(r"-?(0|[1-9][0-9]*)", t):
         return None
     if re.fullmatch(r"[-+]?0[0-9_]+", t):
-        return "a leading zero (YAML may read it as an octal number)"
+        return "a leading zero: YAML may read it as an octal number"
     if re.fullmatch(r"[-+]?0[xXoObB][0-9a-fA-F_]+", t):
         return "a hexadecimal, octal or binary prefix"
     if "_" in t or ":" in t:
-        return "'_' or ':' (YAML may read it as 1000 or as minutes:seconds)"
+        return "'_' or ':': YAML may read 1_000 as 1000 and 1:30 as 90"
     if t.startswith("+"):
         return "a '+' sign"
     return "not a whole number"

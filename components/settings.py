@@ -127,6 +127,23 @@ def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return out
 
 
+def check_stack_file(stack: str, root: Path = ROOT) -> None:
+    """Refuse integers and booleans the stack file spells ambiguously.
+
+    The engine reads the file as YAML 1.2 with Go's octal rules and hands the program
+    only the result: `users: 015` arrives as "13", `1_5` as "15". A person reads 015 as
+    fifteen. So the program also judges the text as written (no file: nothing to judge,
+    e.g. config from the environment).
+    """
+    if not (root / "stacks" / f"Pulumi.{stack}.yaml").exists():
+        return
+    declared = declared_config(root / "Pulumi.yaml")
+    for key, value in read_stack_file(stack, root).items():
+        kind = declared.get(key, {}).get("type")
+        if kind in ("integer", "boolean") and isinstance(value, str):
+            _COERCE[kind](key, value)
+
+
 # --- coercion of raw values (strings from the engine, typed values from YAML) ------------
 
 
@@ -143,7 +160,8 @@ def _as_int(key: str, value: Any) -> int:
         why = checks.ambiguous_number(value)
         if why is None:
             return int(value)
-        raise _fail(key, value, f"expected a whole number written with plain digits ({why})")
+        raise _fail(key, value, "expected a whole number" if why == "not a whole number"
+                    else f"expected a whole number in plain digits, without {why}")
     raise _fail(key, value, "expected a whole number")
 
 

@@ -137,7 +137,6 @@ def apply_to_stack_text(case: Bad, text: str) -> str:
         new[k.strip()] = v.strip()
     kept = [line for line in text.splitlines()
             if not any(re.match(rf"\s*odoo-pulumi:{re.escape(k)}:", line) for k in new)]
-    out = "\n".join(kept).rstrip("\n") + "\n"
-    if "config:" not in out:
-        out += "config:\n"
-    return out + "".join(f"  odoo-pulumi:{k}: {v}\n" for k, v in new.items())
+    lines = [f"  odoo-pulumi:{k}: {v}" for k, v in new.items()]
+    at = kept.index("config:") + 1  # right under it: a later top-level key may follow the block
+    return "\n".join(kept[:at] + lines + kept[at:]) + "\n"
