@@ -177,6 +177,7 @@ _env = environment(
     comment_end_string="##}",
 )
 _env.filters["q"] = _quote
+_env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()
 
 
 def _file(f: Any) -> dict[str, str]:
@@ -213,6 +214,31 @@ def _source_packages(s: Settings) -> list[str]:
         elif suffix == ".tar.bz2":
             pkgs.append("bzip2")
     return pkgs
+
+
+SECRET_TEXT_MIN = 12  # shorter pieces of a secret file ("[options]") give nothing away
+
+
+def secret_texts(step: Step, files: Mapping[str, Any]) -> list[str]:
+    """What the step's output guard must never let through: for every secret file the
+    step writes, its base64 form, each of its lines and each `key = value` value (at
+    least SECRET_TEXT_MIN characters; values that are paths are locations, not secrets,
+    and progress lines name them). Empty for a step without a secret file: such a step
+    prints as before.
+    """
+    out: list[str] = []
+    for key in step.embeds:
+        f = files[key]
+        if not f.secret:
+            continue
+        out.append(_file(f)["b64"])
+        for line in f.content.splitlines():
+            value = line.partition("=")[2].strip()
+            for piece in (line.strip(), "" if value.startswith("/") else value):
+                if len(piece) >= SECRET_TEXT_MIN and piece not in out:
+                    out.append(piece)
+    # Longest first: a line is replaced whole before the value inside it.
+    return sorted(out, key=len, reverse=True)
 
 
 def _fingerprint(*parts: str) -> str:
@@ -326,6 +352,6 @@ def render_scripts(
         if step.name == "health":
             extra["fingerprint"] = "inputs " + _fingerprint(*scripts.values())
         scripts[step.name] = _env.get_template(f"{step.name}.sh.j2").render(
-            step=step.name, stack=s.stack, **ctx[step.name], **extra
+            step=step.name, stack=s.stack, secret_texts=secret_texts(step, files), **ctx[step.name], **extra
         )
     return scripts

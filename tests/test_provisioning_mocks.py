@@ -215,14 +215,16 @@ def test_no_secret_in_any_command_string(which, host_build, aws_build):
 
 @pytest.mark.parametrize("which", ["host", "aws"])
 def test_secret_steps_are_secret_and_silent(which, host_build, aws_build):
-    """odoo-config carries odoo.conf: secret stdin, no logs, secret stdout/stderr; others log."""
+    """odoo-config carries odoo.conf: secret stdin and outputs; its progress lines (only
+    those: its output guard) are logged like every other step's (issue 9)."""
     cmds = commands(host_build if which == "host" else aws_build)
     config = cmds["odoo-config"]
     assert "stdin" in config.secret_inputs
-    assert config.inputs["logging"] == "none"
     assert {"stdin", "stdout", "stderr"} <= set(config.secret_outputs)
+    stdin = config.inputs["stdin"]
+    assert "guard_output" in (stdin["value"] if isinstance(stdin, dict) else stdin)
     assert "stdin" in cmds["health"].secret_inputs
-    for name in ("wait", "base", "postgresql", "odoo-install", "nginx", "health"):
+    for name in ("wait", "base", "postgresql", "odoo-install", "odoo-config", "nginx", "health"):
         assert cmds[name].inputs["logging"] == "stdoutAndStderr", name
     for name in ("wait", "base", "postgresql", "odoo-install", "nginx"):
         assert "stdin" not in cmds[name].secret_inputs, f"{name}'s script has no secret: its diff should show"
