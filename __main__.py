@@ -52,6 +52,7 @@ files = pulumi.Output.secret(
 )
 
 from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402
+from components.steps import ssh_access_summary  # noqa: E402
 
 if settings.target == "aws":
     from components.aws_server import AwsServer, AwsServerArgs
@@ -102,3 +103,6 @@ pulumi.export("max_cron_threads", sizing.max_cron_threads)
 pulumi.export("sizing", sizing.summary)
 pulumi.export("odoo_version", settings.odoo_version)
 pulumi.export("health", provisioning.health)
+# What the base step does to SSH access, shown by every preview (issue 11.2).
+pulumi.export("ssh_access", ssh_access_summary(settings))
+pulumi.log.info(f"SSH access after this deployment: {ssh_access_summary(settings)}")

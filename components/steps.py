@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,38 @@ def _file(f: Any) -> dict[str, str]:
     }
 
 
+def admin_ranges(s: Settings) -> list[str]:
+    """adminCidrs as ufw (and AWS) want them: network addresses, each once, in order."""
+    out: list[str] = []
+    for c in s.admin_cidrs:
+        net = str(ipaddress.ip_network(c, strict=False))
+        if net not in out:
+            out.append(net)
+    return out
+
+
+def permit_root_login(s: Settings) -> str:
+    """sshd's PermitRootLogin: no, unless the deployment itself logs in as root (then
+    keys only: turning root login off would lock the deployment out)."""
+    return "prohibit-password" if s.ssh_user == "root" else "no"
+
+
+def ssh_access_summary(s: Settings) -> str:
+    """What the base step does to SSH access, in one line for the preview."""
+    port = f"{s.port}/tcp"
+    if not s.firewall:
+        fw = "ufw: left alone (firewall off)"
+    elif s.allow_ssh_from_anywhere:
+        fw = f"ufw: SSH {port} open to anyone (allowSshFromAnywhere)"
+    else:
+        fw = (f"ufw: SSH {port} only from {', '.join(admin_ranges(s))}, every other rule opening {port} "
+              "removed (refused if this deployment connects from elsewhere)")
+    root = ("root with keys only (the deployment logs in as root)" if permit_root_login(s) != "no"
+            else "no root login")
+    return (f"{fw}; sshd: /etc/ssh/sshd_config.d/00-odoo-pulumi.conf, keys only (no password, no "
+            f"keyboard-interactive), {root}, once {s.ssh_user}'s own key login is confirmed, checked by sshd -t")
+
+
 def _pip_args(s: Settings) -> list[str]:
     """pip options: a mirror index, and/or a wheel directory (alone: an offline install)."""
     args: list[str] = []
@@ -259,11 +292,16 @@ def _contexts(
     ctx: dict[str, dict[str, Any]] = {
         "wait": {},
         "base": {
-            "packages": list(BASE_PACKAGES) + (["ufw"] if s.firewall else []),
+            "packages": list(BASE_PACKAGES) + (["ufw", "python3"] if s.firewall else []),
             "timezone": s.timezone,
             "locale": s.locale,
             "firewall": s.firewall,
-            "firewall_ports": sorted({s.port, 80, 443}),  # s.port: the SSH port
+            "firewall_ports": [80, 443],  # from anywhere; SSH below, from the admin ranges only
+            "ssh_port": s.port,
+            "ssh_from_anywhere": s.allow_ssh_from_anywhere,
+            "admin_cidrs": admin_ranges(s),
+            "ssh_user": s.ssh_user,
+            "permit_root_login": permit_root_login(s),
         },
         "data-volume": {
             "volume_id": data_volume_id or "",

@@ -67,8 +67,10 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
     exports, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
     raw = read_stack_file(stack)
     settings = load_settings(raw, stack, {"adminPassword", "sshPrivateKey"}) if raw.get("odooSource") != "archive" else None
-    for key in ("url", "public_ip", "ssh_command", "logs_command", "instance_type", "workers", "sizing", "health"):
+    for key in ("url", "public_ip", "ssh_command", "logs_command", "instance_type", "workers", "sizing", "health",
+                "ssh_access"):
         assert key in exports, key
+    assert "sshd" in exports["ssh_access"] and "keys only" in exports["ssh_access"]
     assert exports["logs_command"].endswith("sudo journalctl -u odoo -f")
     types = {r["type"] for r in resources.values()}
     assert "odoo:remote:Provisioning" in types and "command:remote:Command" in types

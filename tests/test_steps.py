@@ -236,11 +236,36 @@ def test_pip_options(archive):
 
 
 def test_firewall_ports_follow_the_ssh_port():
-    """ufw must never lock the operator out: the SSH port in use is always allowed."""
-    script = render(host_settings(port=2222))["base"]
-    assert re.search(r"for port in 80 443 2222; do", script)
+    """80/443 from anywhere; the SSH port in use only from the admin ranges (issue 11.2),
+    after checking that this deployment's own address is in them."""
+    script = render(host_settings(port=2222, adminCidrs=["198.51.100.7/24", "2001:db8::1/64", "198.51.100.0/24"]))["base"]
+    assert re.search(r"for port in 80 443; do", script)
+    assert "local ssh_port=2222 " in script
+    assert "want=(198.51.100.0/24 2001:db8::/64 )" in script  # network addresses, each once
+    body = script.split("step_main() {")[1]
+    assert body.index('address_in_ranges "$client"') < body.index("ufw allow proto tcp from")
+    assert body.index("ufw allow proto tcp from") < body.index("ufw delete $rule")  # add first, then remove
+    anywhere = render(host_settings(adminCidrs=[], allowSshFromAnywhere=True))["base"]
+    assert 'want=("anywhere")' in anywhere and "address_in_ranges \"$client\"" not in anywhere.split(
+        "step_main() {")[1]
     assert "ufw" not in render(host_settings(firewall=False))["base"].split("step_main() {")[1].replace(
         "ufw left alone", "")
+
+
+def test_sshd_hardening_never_locks_out_the_deployment():
+    """Keys only and no root login, unless the deployment logs in as root (then root with
+    keys only); said in one line for the preview."""
+    s = host_settings()
+    base = render(s)["base"]
+    assert "harden_sshd ubuntu no 22" in base
+    assert "PasswordAuthentication no" in base and "PermitRootLogin $permit_root" in base
+    body = base.split("harden_sshd() {")[1]
+    assert (body.index("^Accepted") < body.index("put_text") < body.index("check=$(sshd -t")
+            < body.index("systemctl reload"))
+    root = host_settings(sshUser="root")
+    assert "harden_sshd root prohibit-password 22" in render(root)["base"]
+    assert "only from 10.0.0.1/32" in steps.ssh_access_summary(s) and "no root login" in steps.ssh_access_summary(s)
+    assert "root with keys only" in steps.ssh_access_summary(root)
 
 
 def test_delete_keeps_data_unless_asked():
