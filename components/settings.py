@@ -41,6 +41,7 @@ _AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
 _VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _ZONE = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-)?[0-9a-f-]{32,36}$")
 
 
 class SettingsError(ValueError):
@@ -94,6 +95,7 @@ class Settings:
     backup_retention_days: int
     ebs_snapshots: bool
     backup_destination: str
+    backup_kms_key_arn: str | None = None
 
     @property
     def url(self) -> str | None:
@@ -325,6 +327,8 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "hostedZoneId": _pattern(_ZONE, "expected a Route 53 zone id like Z0123456789ABC"),
     "backupRetentionDays": _range(1, 3650),
     "backupDestination": _backup_destination,
+    "backupKmsKeyArn": _pattern(_KMS_KEY_ARN, "expected a KMS key ARN like "
+                                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
 }
 
 
@@ -437,6 +441,7 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
         backup_retention_days=v["backupRetentionDays"],
         ebs_snapshots=v["ebsSnapshots"],
         backup_destination=v["backupDestination"],
+        backup_kms_key_arn=v["backupKmsKeyArn"] or None,
     )
 
 
@@ -533,6 +538,8 @@ def _cross_checks(v: dict[str, Any]) -> None:
             raise _fail("odooArchive", v["odooArchive"], "no such file on this machine")
         if not re.search(r"\.(tar\.gz|tgz|tar\.xz|tar\.bz2|tar|zip)$", v["odooArchive"]):
             raise _fail("odooArchive", v["odooArchive"], "expected a .tar.gz, .tgz, .tar.xz, .tar.bz2, .tar or .zip")
+    if v["target"] == "host" and v["backupKmsKeyArn"]:
+        raise _fail("backupKmsKeyArn", v["backupKmsKeyArn"], "applies to target=aws only (the stack's own bucket)")
     if v["target"] == "host":
         if bool(v["hostVcpus"]) != bool(v["hostMemoryMiB"]):
             raise _fail("hostMemoryMiB" if v["hostVcpus"] else "hostVcpus", 0,
