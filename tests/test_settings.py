@@ -221,3 +221,22 @@ def test_strong_secret_passes_and_no_message_repeats_a_secret():
     for bad in ("", "admin", "ODOO", "Admin2024!", "passwordpassword", "aaaaaaaaaaaaaaaaaaaa", "abababababababab1"):
         why = weak_secret(bad)
         assert why and (not bad or bad.lower() not in why.lower())
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"limit_time_cpu": 1300}, "limitTimeCpu"),
+    ({"limit_time_real_cron": 600}, "limitTimeReal"),
+    ({"limit_memory_soft": 3 << 30}, "limit_memory_soft"),
+    ({"limit_memory_soft_gevent": 3 << 30}, "limit_memory_soft_gevent"),
+    ({"proxy_timeout": 1200}, "limitTimeReal"),
+])
+def test_every_limit_pair_is_cross_checked(change, key):
+    """Issue 11.10: CPU <= wall time <= cron wall time, soft <= hard memory (HTTP and
+    gevent), Nginx's timeouts above Odoo's: whatever sets them (today the sizing derives
+    all but the first two), a crossed pair is refused by name."""
+    import dataclasses
+    from components.settings import check_limit_pairs, sizing_for
+    z = sizing_for(load_settings(host_raw(), "t", SECRETS))
+    check_limit_pairs(z)
+    with pytest.raises(SettingsError, match=f"setting {key}="):
+        check_limit_pairs(dataclasses.replace(z, **change))
