@@ -234,12 +234,6 @@ def _users(key: str, v: int) -> None:
         raise _fail(key, v, f"allowed 1..{top} concurrent users (more needs more than one VM)")
 
 
-def _instance_type(key: str, v: str) -> None:
-    # An unknown type is judged in the cross-checks, where the users are known: the
-    # message then lists a few types that fit them instead of the whole catalogue.
-    return None
-
-
 def _abs_paths(key: str, v: list[str]) -> None:
     for p in v:
         if not re.fullmatch(r"/[A-Za-z0-9._/-]*", p) or checks.normal_path(p) != p.rstrip("/") or "//" in p:
@@ -294,7 +288,8 @@ def _backup_destination(key: str, v: str) -> None:
 RULES: dict[str, Callable[[str, Any], None]] = {
     "users": _users,
     "usersPerWorker": _range(1, 50),
-    "instanceType": _instance_type,
+    # instanceType: judged in _check_instance_type, where the users are known (the
+    # message lists a few types that fit them, not the whole catalogue).
     "arch": _one_of(ARCHES),
     "limitTimeCpu": _range(30, 7200),
     "limitTimeReal": _range(60, 14400),
