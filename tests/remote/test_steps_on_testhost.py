@@ -138,8 +138,15 @@ def archive() -> str:
     return r.stdout.strip().splitlines()[-1]
 
 
+def source_address(host: str) -> str:
+    """The address this machine reaches `host` from (the stack's admin range)."""
+    out = subprocess.run(["ip", "-o", "route", "get", host], capture_output=True, text=True).stdout
+    return re.search(r" src (\S+)", out).group(1)
+
+
 def settings_for(testhost: RemoteHost, archive: str, **over):
     raw = {
+        "adminCidrs": [f"{source_address(testhost.host)}/32"],
         "users": 15, "target": "host", "host": testhost.host, "port": testhost.port,
         "sshUser": testhost.user, "odooVersion": "19.0", "odooSource": "archive",
         "odooArchive": archive, "installWkhtmltopdf": False, "postgresVersion": 17,
@@ -289,8 +296,12 @@ def test_base_settings_applied(testhost, provisioned):
     else:
         status = testhost.sudo("ufw status")
         assert "Status: active" in status
-        for port in ("22/tcp", "80/tcp", "443/tcp"):
-            assert re.search(rf"^{port}\s+ALLOW", status, re.M), status
+        for port in ("80/tcp", "443/tcp"):
+            assert re.search(rf"^{port}\s+ALLOW\s+Anywhere", status, re.M), status
+        # SSH from the admin range only (issue 11.2)
+        admin = provisioned["settings"].admin_cidrs[0].split("/")[0]
+        assert re.search(rf"^22/tcp\s+ALLOW\s+{re.escape(admin)}$", status, re.M), status
+        assert not re.search(r"^22/tcp\s+ALLOW\s+Anywhere", status, re.M), status
 
 
 def test_addons_path_created_for_odoo(testhost, provisioned):
