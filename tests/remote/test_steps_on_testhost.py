@@ -300,7 +300,7 @@ def test_base_settings_applied(testhost, provisioned):
             assert re.search(rf"^{port}\s+ALLOW\s+Anywhere", status, re.M), status
         # SSH from the admin range only (issue 11.2)
         admin = provisioned["settings"].admin_cidrs[0].split("/")[0]
-        assert re.search(rf"^22/tcp\s+ALLOW\s+{re.escape(admin)}$", status, re.M), status
+        assert re.search(rf"^22/tcp\s+ALLOW\s+{re.escape(admin)}\s*$", status, re.M), status
         assert not re.search(r"^22/tcp\s+ALLOW\s+Anywhere", status, re.M), status
 
 
