@@ -97,6 +97,8 @@ def test_first_up_restricts_ssh_to_the_admin_ranges(bed):
     out = up.stdout + up.stderr
     # odoo-config's own progress lines are shown (its output is guarded, not hidden).
     assert "odoo-pulumi: odoo-config: started odoo" in out or "odoo-pulumi: odoo-config: restarted odoo" in out, out
+    # sshd's own log showed this session's key login (not the weaker fallback check).
+    assert "odoo-pulumi: base: sshd reloaded" in out and "no sshd log line" not in out, out
     assert bed.ssh().returncode == 0, "the admin address (this machine) must still get in"
     r = bed.ssh(source=OUTSIDER, timeout=30)
     assert r.returncode == 255 and re.search(r"timed out|refused", r.stderr), r.stderr
