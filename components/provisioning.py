@@ -3,7 +3,8 @@
 Each step of `components/steps.py` becomes one `pulumi_command.remote.Command`: `create`
 is the short fixed command of `steps.create_command` and the step's script arrives on
 stdin, so nothing secret is ever part of a command string (which Pulumi shows in errors).
-Steps that embed a secret file get a secret stdin, no logging and secret outputs. A
+Steps that embed a secret file get a secret stdin and secret outputs, and print only
+through their output guard (progress lines, never a secret), which is logged. A
 step re-runs only when its own script changed; `health` re-runs whenever any did.
 """
 
@@ -110,7 +111,10 @@ class Provisioning(pulumi.ComponentResource):
                 )
                 deps.append(upload)
             secret_stdin = steps.step_is_secret(step)
-            quiet = steps.step_embeds_secret(step)
+            # A step that writes a secret file prints only through its output guard
+            # (templates/scripts/_step.sh.j2): its progress lines are logged like any
+            # other step's, and its stdout/stderr stay secret in the state all the same.
+            guarded = steps.step_embeds_secret(step)
             stdin = scripts.apply(lambda d, n=step.name: d[n])
             stdin = pulumi.Output.secret(stdin) if secret_stdin else pulumi.Output.unsecret(stdin)
             self.commands[step.name] = remote.Command(
@@ -123,11 +127,11 @@ class Provisioning(pulumi.ComponentResource):
                 # Previous output in the environment needs AcceptEnv on the server and is
                 # of no use here: off.
                 add_previous_output_in_env=False,
-                logging=remote.Logging.NONE if quiet else remote.Logging.STDOUT_AND_STDERR,
+                logging=remote.Logging.STDOUT_AND_STDERR,
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     depends_on=deps,
-                    additional_secret_outputs=(["stdin", "stdout", "stderr"] if quiet
+                    additional_secret_outputs=(["stdin", "stdout", "stderr"] if guarded
                                                else ["stdin"] if secret_stdin else None),
                     # A step times out only if the server hangs: apt and pip can take long.
                     custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m", delete="10m"),

@@ -108,26 +108,32 @@ def _ab64(raw: bytes) -> str:
     return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
 
 
-def _pbkdf2_sha512(password: str, label: bytes, stack: str) -> str:
-    """passlib's pbkdf2_sha512 string with a salt derived from (label, stack, password).
+def _pbkdf2_sha512(password: str, label: bytes, stack: str, key: str) -> str:
+    """passlib's pbkdf2_sha512 string with a salt derived from (label, stack, password)
+    under `key`, a secret of the stack (the program passes its SSH private key).
 
     Deterministic on purpose: the same password gives the same hash on every run, so a
     re-run rewrites nothing and restarts nothing (a random salt would change it every
-    `pulumi up`). The result is still a slow, salted hash, different per stack and use.
+    `pulumi up`); yet not precomputable: without the key, a guess cannot be hashed ahead
+    of time for a known stack name. Rotating the SSH key re-salts the hashes once (one
+    rewrite and one Odoo restart at the next `up`).
     """
-    salt = hmac.new(label, f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
+    if not key:
+        raise ValueError("the admin hashes need the stack's secret key material")
+    salt_key = hashlib.sha256(label + b" salt\0" + key.strip().encode()).digest()
+    salt = hmac.new(salt_key, f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
     dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ROUNDS)
     return f"$pbkdf2-sha512${PBKDF2_ROUNDS}${_ab64(salt)}${_ab64(dk)}"
 
 
-def admin_passwd_hash(password: str, stack: str) -> str:
+def admin_passwd_hash(password: str, stack: str, *, key: str) -> str:
     """The master password as odoo.conf's admin_passwd (Odoo's CryptContext verifies it)."""
     if not password:
         raise SettingsError("setting adminPassword is empty: set a real secret")
-    return _pbkdf2_sha512(password, b"odoo-pulumi admin_passwd", stack)
+    return _pbkdf2_sha512(password, b"odoo-pulumi admin_passwd", stack, key)
 
 
-def admin_user_hash(password: str, stack: str) -> str:
+def admin_user_hash(password: str, stack: str, *, key: str) -> str:
     """The administrator user's password as res_users.password holds it.
 
     Odoo 19 verifies res_users.password with passlib's CryptContext(['pbkdf2_sha512',
@@ -136,7 +142,7 @@ def admin_user_hash(password: str, stack: str) -> str:
     """
     if not password:
         raise SettingsError("setting adminUserPassword is empty: set a real secret")
-    return _pbkdf2_sha512(password, b"odoo-pulumi res_users.password", stack)
+    return _pbkdf2_sha512(password, b"odoo-pulumi res_users.password", stack, key)
 
 
 def postgres_tuning_path(s: Settings) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import ipaddress
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,6 +207,7 @@ _env = environment(
     comment_end_string="##}",
 )
 _env.filters["q"] = _quote
+_env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()
 
 
 def _file(f: Any) -> dict[str, str]:
@@ -217,6 +219,38 @@ def _file(f: Any) -> dict[str, str]:
         "mode": f"{f.mode:04o}",
         "b64": base64.b64encode(f.content.encode()).decode(),
     }
+
+
+def admin_ranges(s: Settings) -> list[str]:
+    """adminCidrs as ufw (and AWS) want them: network addresses, each once, in order."""
+    out: list[str] = []
+    for c in s.admin_cidrs:
+        net = str(ipaddress.ip_network(c, strict=False))
+        if net not in out:
+            out.append(net)
+    return out
+
+
+def permit_root_login(s: Settings) -> str:
+    """sshd's PermitRootLogin: no, unless the deployment itself logs in as root (then
+    keys only: turning root login off would lock the deployment out)."""
+    return "prohibit-password" if s.ssh_user == "root" else "no"
+
+
+def ssh_access_summary(s: Settings) -> str:
+    """What the base step does to SSH access, in one line for the preview."""
+    port = f"{s.port}/tcp"
+    if not s.firewall:
+        fw = "ufw: left alone (firewall off)"
+    elif s.allow_ssh_from_anywhere:
+        fw = f"ufw: SSH {port} open to anyone (allowSshFromAnywhere)"
+    else:
+        fw = (f"ufw: SSH {port} only from {', '.join(admin_ranges(s))}, every other rule opening {port} "
+              "removed (refused if this deployment connects from elsewhere)")
+    root = ("root with keys only (the deployment logs in as root)" if permit_root_login(s) != "no"
+            else "no root login")
+    return (f"{fw}; sshd: /etc/ssh/sshd_config.d/00-odoo-pulumi.conf, keys only (no password, no "
+            f"keyboard-interactive), {root}, once {s.ssh_user}'s own key login is confirmed, checked by sshd -t")
 
 
 def _pip_args(s: Settings) -> list[str]:
@@ -251,6 +285,39 @@ def _source_packages(s: Settings) -> list[str]:
     return pkgs
 
 
+SECRET_TEXT_MIN = 12  # shorter pieces of a secret file ("[options]") give nothing away
+
+
+def secret_texts(step: Step, files: Mapping[str, Any]) -> list[str]:
+    """What the step's output guard must never let through: for every secret file the
+    step writes, its base64 form, each of its lines and each `key = value` value (at
+    least SECRET_TEXT_MIN characters; values that are paths are locations, not secrets,
+    and progress lines name them). Empty for a step without a secret file: such a step
+    prints as before.
+    """
+    out: list[str] = []
+    for key in step.embeds:
+        f = files[key]
+        if not f.secret:
+            continue
+        out.append(_file(f)["b64"])
+        for line in f.content.splitlines():
+            value = line.partition("=")[2].strip()
+            for piece in (line.strip(), "" if value.startswith("/") else value):
+                if len(piece) >= SECRET_TEXT_MIN and piece not in out:
+                    out.append(piece)
+    # Longest first: a line is replaced whole before the value inside it.
+    return sorted(out, key=len, reverse=True)
+
+
+def _guarded_texts(step: Step, files: Mapping[str, Any], admin_user_hash: str) -> list[str]:
+    """secret_texts, plus the administrator's password hash that odoo-config stores."""
+    out = secret_texts(step, files)
+    if step.name == "odoo-config" and out and admin_user_hash not in out:
+        out = sorted([*out, admin_user_hash], key=len, reverse=True)
+    return out
+
+
 def _fingerprint(*parts: str) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -270,11 +337,16 @@ def _contexts(
     ctx: dict[str, dict[str, Any]] = {
         "wait": {},
         "base": {
-            "packages": list(BASE_PACKAGES) + (["ufw"] if s.firewall else []),
+            "packages": list(BASE_PACKAGES) + (["ufw", "python3"] if s.firewall else []),
             "timezone": s.timezone,
             "locale": s.locale,
             "firewall": s.firewall,
-            "firewall_ports": sorted({s.port, 80, 443}),  # s.port: the SSH port
+            "firewall_ports": [80, 443],  # from anywhere; SSH below, from the admin ranges only
+            "ssh_port": s.port,
+            "ssh_from_anywhere": s.allow_ssh_from_anywhere,
+            "admin_cidrs": admin_ranges(s),
+            "ssh_user": s.ssh_user,
+            "permit_root_login": permit_root_login(s),
         },
         "data-volume": {
             "volume_id": data_volume_id or "",
@@ -383,6 +455,7 @@ def render_scripts(
         if step.name == "health":
             extra["fingerprint"] = "inputs " + _fingerprint(*scripts.values())
         scripts[step.name] = _env.get_template(f"{step.name}.sh.j2").render(
-            step=step.name, stack=s.stack, **ctx[step.name], **extra
+            step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, admin_user_hash),
+            **ctx[step.name], **extra
         )
     return scripts

@@ -22,13 +22,13 @@ PASSWORD = "administrator user password"
 
 
 def test_admin_user_hash_is_what_odoo_verifies_and_keeps():
-    h = admin_user_hash(PASSWORD, "small")
+    h = admin_user_hash(PASSWORD, "small", key="test-key")
     assert ODOO_CRYPT.verify_and_update(PASSWORD, h) == (True, None), "Odoo would rehash it at each login"
     assert not ODOO_CRYPT.verify("admin", h)
-    assert h == admin_user_hash(PASSWORD, "small"), "a re-run must find the same hash"
-    assert h != admin_user_hash(PASSWORD, "large") and h != admin_passwd_hash(PASSWORD, "small")
+    assert h == admin_user_hash(PASSWORD, "small", key="test-key"), "a re-run must find the same hash"
+    assert h != admin_user_hash(PASSWORD, "large", key="test-key") and h != admin_passwd_hash(PASSWORD, "small", key="test-key")
     with pytest.raises(SettingsError, match="adminUserPassword is empty"):
-        admin_user_hash("", "small")
+        admin_user_hash("", "small", key="test-key")
 
 
 def test_admin_user_password_is_a_required_secret():
@@ -54,16 +54,16 @@ def test_admin_login_refuses_anything_else(login):
 
 
 def _scripts(s, user_hash=None):
-    files = {**server_files(s, sizing_for(s), admin_passwd_hash("master", s.stack)), **backup.server_files(s)}
+    files = {**server_files(s, sizing_for(s), admin_passwd_hash("master", s.stack, key="test-key")), **backup.server_files(s)}
     return steps.render_scripts(s, files, host="10.0.0.5",
-                                admin_user_hash=user_hash or admin_user_hash(PASSWORD, s.stack))
+                                admin_user_hash=user_hash or admin_user_hash(PASSWORD, s.stack, key="test-key"))
 
 
 def test_odoo_config_sets_login_and_hash_never_the_password():
     s = host_settings(adminLogin="boss@example.com")
     scripts = _scripts(s)
     config = scripts["odoo-config"]
-    assert admin_user_hash(PASSWORD, s.stack) in config and "admin_login=boss@example.com" in config
+    assert admin_user_hash(PASSWORD, s.stack, key="test-key") in config and "admin_login=boss@example.com" in config
     for name, text in scripts.items():
         assert PASSWORD not in text, name
     assert "base" in config and "user_admin" in config
@@ -80,7 +80,7 @@ def test_a_clear_password_is_refused_as_the_hash():
 def test_new_secret_or_login_changes_only_odoo_config_and_health():
     s = host_settings()
     a = _scripts(s)
-    b = _scripts(s, admin_user_hash("another password", s.stack))
+    b = _scripts(s, admin_user_hash("another password", s.stack, key="test-key"))
     c = _scripts(host_settings(adminLogin="boss@example.com"))
     assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
     assert {k for k in a if a[k] != c[k]} == {"odoo-config", "health"}

@@ -152,9 +152,16 @@ def test_admin_cidrs_are_normalised_and_deduplicated():
         (22, "203.0.113.0/24", False), (22, "2001:db8::/48", True)]
 
 
-def test_world_admin_cidr_needs_the_explicit_opt_in():
-    """0.0.0.0/0 hidden in adminCidrs is refused: the opt-in is the only way to it."""
-    s = stack_settings("small", adminCidrs=["0.0.0.0/0"])
+@pytest.mark.parametrize("cidrs", [["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["::/1", "8000::/1"],
+                                   ["203.0.113.0/24", "2000::/4", "3000::/4"]])
+def test_world_admin_cidr_needs_the_explicit_opt_in(cidrs):
+    """The whole Internet in adminCidrs, in one block or split in pieces, is refused by
+    the settings, and by the security group's own plan for any other caller."""
+    import dataclasses
+    from components.settings import SettingsError
+    with pytest.raises(SettingsError, match="allowSshFromAnywhere"):
+        stack_settings("small", adminCidrs=cidrs)
+    s = dataclasses.replace(stack_settings("small"), admin_cidrs=tuple(cidrs))
     with pytest.raises(ValueError, match="allowSshFromAnywhere"):
         ingress_plan(s)
 
@@ -379,7 +386,7 @@ def test_check_architecture_message_names_the_fix():
 def test_args_refuse_the_host_target():
     """AwsServerArgs only accepts aws settings whose sizing matches them."""
     small = stack_settings("small")
-    host = stack_settings("small", target="host", host="192.0.2.10", sshPublicKey="", adminCidrs=[])
+    host = stack_settings("small", target="host", host="192.0.2.10", sshPublicKey="", adminCidrs=["192.0.2.1/32"])
     with pytest.raises(ValueError, match="target=aws"):
         AwsServerArgs(host, sizing_for(host))
     with pytest.raises(ValueError, match="sizing is for"):

@@ -40,7 +40,7 @@ def scripts_for(s):
     files.update(backup.server_files(s))
     extra = {}
     if "admin_user_hash" in inspect.signature(steps.render_scripts).parameters:  # the admin user's branch
-        extra["admin_user_hash"] = render.admin_user_hash("not-a-secret", "test")
+        extra["admin_user_hash"] = render.admin_user_hash("not-a-secret", "test", key="test-key")
     return steps.render_scripts(s, files, host="10.0.0.5", archive_sha256="0" * 64 if s.odoo_archive else None, **extra)
 
 

@@ -57,13 +57,28 @@ def test_addons_path_per_source(tmp_path):
 
 def test_admin_password_hash_is_stable_and_odoo_accepts_it():
     """Same password, same file (no needless restart); passlib (Odoo's checker) verifies it."""
-    h1 = render.admin_passwd_hash("correct horse", "small")
-    assert h1 == render.admin_passwd_hash("correct horse", "small")
-    assert h1 != render.admin_passwd_hash("correct horse", "large")
+    h1 = render.admin_passwd_hash("correct horse", "small", key="stack secret")
+    assert h1 == render.admin_passwd_hash("correct horse", "small", key="stack secret")
+    assert h1 != render.admin_passwd_hash("correct horse", "large", key="stack secret")
     assert h1.startswith("$pbkdf2-sha512$600000$") and "correct horse" not in h1
     ctx = CryptContext(["pbkdf2_sha512", "plaintext"])  # Odoo's own context for admin_passwd
     assert ctx.identify(h1) == "pbkdf2_sha512"
     assert ctx.verify("correct horse", h1) and not ctx.verify("wrong", h1)
+
+
+def test_admin_password_salt_needs_the_stack_secret():
+    """Issue 11.8: knowing the stack name and a guess is not enough to compute the hash
+    ahead of time: the salt depends on a secret of the stack (its SSH private key)."""
+    import hashlib
+    import hmac
+    from passlib.hash import pbkdf2_sha512
+    h = render.admin_passwd_hash("correct horse", "small", key="-----BEGIN KEY-----\nsecret\n")
+    assert h != render.admin_passwd_hash("correct horse", "small", key="another key")
+    # The former public construction (a fixed key known to all) no longer gives this hash.
+    public_salt = hmac.new(b"odoo-pulumi admin_passwd", b"small\0correct horse", hashlib.sha256).digest()[:16]
+    assert h != pbkdf2_sha512.using(salt=public_salt, rounds=render.PBKDF2_ROUNDS).hash("correct horse")
+    with pytest.raises(ValueError):
+        render.admin_passwd_hash("correct horse", "small", key="")
 
 
 def test_odoo_conf_is_secret_and_private(small):

@@ -66,7 +66,7 @@ def settings(testhost):
 
 def all_files(s):
     """render.server_files merged with backup.server_files, as __main__ will hand them over."""
-    return {**server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack)), **backup.server_files(s)}
+    return {**server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key")), **backup.server_files(s)}
 
 
 def backup_script(s, host: str) -> str:

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.e2e
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 ADMIN_PASSWORD = "e2e-admin-password-not-secret"
 ADMIN_USER_PASSWORD = "e2e-admin-user-password-not-secret"
-USER_HASH = admin_user_hash(ADMIN_USER_PASSWORD, "e2e")
+USER_HASH = admin_user_hash(ADMIN_USER_PASSWORD, "e2e", key="test-key")
 STEP_TIMEOUT_S = 900
 
 
@@ -141,8 +141,15 @@ def archive() -> str:
     return r.stdout.strip().splitlines()[-1]
 
 
+def source_address(host: str) -> str:
+    """The address this machine reaches `host` from (the stack's admin range)."""
+    out = subprocess.run(["ip", "-o", "route", "get", host], capture_output=True, text=True).stdout
+    return re.search(r" src (\S+)", out).group(1)
+
+
 def settings_for(testhost: RemoteHost, archive: str, **over):
     raw = {
+        "adminCidrs": [f"{source_address(testhost.host)}/32"],
         "users": 15, "target": "host", "host": testhost.host, "port": testhost.port,
         "sshUser": testhost.user, "odooVersion": "19.0", "odooSource": "archive",
         "odooArchive": archive, "installWkhtmltopdf": False, "postgresVersion": 17,
@@ -153,7 +160,7 @@ def settings_for(testhost: RemoteHost, archive: str, **over):
 
 
 def render(s, host: str, sha: str) -> dict[str, str]:
-    files = server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack))
+    files = server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key"))
     return steps.render_scripts(s, files, host=host, admin_user_hash=USER_HASH, archive_sha256=sha)
 
 
@@ -293,8 +300,12 @@ def test_base_settings_applied(testhost, provisioned):
     else:
         status = testhost.sudo("ufw status")
         assert "Status: active" in status
-        for port in ("22/tcp", "80/tcp", "443/tcp"):
-            assert re.search(rf"^{port}\s+ALLOW", status, re.M), status
+        for port in ("80/tcp", "443/tcp"):
+            assert re.search(rf"^{port}\s+ALLOW\s+Anywhere", status, re.M), status
+        # SSH from the admin range only (issue 11.2)
+        admin = provisioned["settings"].admin_cidrs[0].split("/")[0]
+        assert re.search(rf"^22/tcp\s+ALLOW\s+{re.escape(admin)}\s*$", status, re.M), status
+        assert not re.search(r"^22/tcp\s+ALLOW\s+Anywhere", status, re.M), status
 
 
 def test_addons_path_created_for_odoo(testhost, provisioned):
@@ -304,7 +315,7 @@ def test_addons_path_created_for_odoo(testhost, provisioned):
 
 def _with_file(s, key: str, content: str, sha: str, host: str) -> dict[str, str]:
     """The scripts with one server file replaced by hand-made content."""
-    files = dict(server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack)))
+    files = dict(server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key")))
     f = files[key]
     files[key] = type(f)(f.path, content, f.owner, f.group, f.mode, f.secret)
     return steps.render_scripts(s, files, host=host, admin_user_hash=USER_HASH, archive_sha256=sha)
