@@ -54,7 +54,7 @@ def fake(cluster, tmp_path_factory):  # noqa: F811 (the fixture imported above)
 
 def set_admin_password(cluster, password, stack="t"):
     """What the odoo-config step does to the database: the hash, for base.user_admin."""
-    cluster.psql(f"UPDATE res_users SET password = '{admin_user_hash(password, stack, key="test-key")}' WHERE id = "
+    cluster.psql(f"UPDATE res_users SET password = '{admin_user_hash(password, stack, key='test-key')}' WHERE id = "
                  "(SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'user_admin')", DB)
 
 
