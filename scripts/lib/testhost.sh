@@ -96,42 +96,6 @@ th_guard_route() {
 # Lines of a package list without comments or blanks.
 th_packages() { sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$1"; }
 
-# The Debian mirror of the machine's own apt sources (the entry for its own release).
-th_host_mirror() {
-    local codename uri f
-    if [ -n "${ODOO_PULUMI_DEBIAN_MIRROR:-}" ]; then
-        echo "$ODOO_PULUMI_DEBIAN_MIRROR"
-        return 0
-    fi
-    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-    [ -n "$codename" ] || th_die "cannot tell the host's Debian release from /etc/os-release"
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        uri=$(awk -v code="$codename" '
-            BEGIN { RS = ""; FS = "\n" }
-            {
-                types = ""; uris = ""; suites = ""
-                for (i = 1; i <= NF; i++) {
-                    line = $i
-                    if (line ~ /^[ \t]*#/) continue
-                    if (sub(/^Types:[ \t]*/, "", line)) types = line
-                    else if (sub(/^URIs:[ \t]*/, "", line)) uris = line
-                    else if (sub(/^Suites:[ \t]*/, "", line)) suites = line
-                }
-                if ((" " types " ") ~ / deb / && (" " suites " ") ~ (" " code " ")) {
-                    split(uris, u, /[ \t]+/); print u[1]; exit
-                }
-            }' "$f")
-        if [ -n "$uri" ]; then echo "$uri"; return 0; fi
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        uri=$(sed -e 's/\[[^]]*\]//' "$f" | awk -v code="$codename" '$1 == "deb" && $3 == code { print $2; exit }')
-        if [ -n "$uri" ]; then echo "$uri"; return 0; fi
-    done
-    th_die "no Debian mirror for '$codename' in the host's apt sources; set ODOO_PULUMI_DEBIAN_MIRROR"
-}
-
 # ssh to the test host as ubuntu with the test key; extra arguments are the remote command.
 th_ssh() {
     ssh -i "$TH_KEY" -p 22 \
