@@ -263,11 +263,16 @@ th_remove_cgroup() {
 }
 
 th_start_http() {
-    local repo pid i
+    local repo pid i here
     repo=$(readlink -e "$TH_CACHE/repo") || th_die "no built apt repository: run scripts/testhost-build"
     [ -f "$repo/Packages" ] || th_die "apt repository $repo has no Packages index: run scripts/testhost-build"
+    # Started from inside the repository: scripts/testhost-build keeps a repository that a
+    # server's working directory points at (another slot's host may be using it).
+    here=$PWD
+    cd "$repo" || th_die "cannot enter $repo"
     th_daemon "$TH_RUN/http.log" \
         python3 -m http.server "$TH_REPO_PORT" --bind "$TH_HOST_IP" --directory "$repo"
+    cd "$here" || th_die "cannot return to $here"
     pid=$TH_DAEMON_PID
     echo "$pid" >"$TH_RUN/http.pid"
     for ((i = 0; i < 100; i++)); do

@@ -147,6 +147,15 @@ def test_apt_sees_only_the_local_repository(host):
     assert "default" not in host.out("ip route"), "the test host must not route beyond the veth"
 
 
+def test_the_served_repository_is_kept_by_other_builds(host):
+    """testhost-build prunes every repository no server's working directory points at: the
+    one this host's apt uses must be that directory, or another slot's build deletes it
+    (seen: apt-get update 404 in the middle of a `pulumi up`)."""
+    pid = (RUN / "http.pid").read_text().strip()
+    cache = INSTANCE.parent
+    assert Path(f"/proc/{pid}/cwd").resolve() == (cache / "repo").resolve()
+
+
 def test_postgresql_and_nginx_install_and_run(host, installed):
     """The real packages install from the local repository and run under systemd."""
     assert f"{REPO_URL} ./" in host.out("apt-cache policy nginx")
