@@ -37,7 +37,7 @@ e2e: venv ## The end-to-end test alone: real engine, real systemd host
 drill: venv ## The backup/restore drill on the test host
 	scripts/run-tests drill
 
-engine: ## Build (or reuse) the Pulumi engine and command provider; prints their directory
+engine: ## Build (or reuse) a Pulumi engine from Go modules (where no CLI is installed); prints its directory
 	@scripts/build-engine
 
 testhost: ## Build (or reuse) the test host root file system and local apt repository

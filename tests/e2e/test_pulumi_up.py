@@ -1,7 +1,11 @@
-"""`pulumi up` for real, end to end: the engine built from Go modules, the command
-provider, the `local` stack (target host) against a fresh systemd test host. Odoo is the
-FAKE fixture (tests/fixtures/fake-odoo); everything around it is real. The phases run in
-order and share one host and one state."""
+"""`pulumi up` for real, end to end: the engine scripts/engine-env chooses (the installed
+pulumi, ODOO_PULUMI_ENGINE_DIR, or one built from Go modules), its command provider, the
+`local` stack (target host) against a fresh systemd test host. Odoo is the FAKE fixture
+(tests/fixtures/fake-odoo); everything around it is real. The phases run in order and share
+one host and one state.
+
+PULUMI_HOME: the one of the environment when set (its installed plugins are used as they
+are), else a fresh one under the work directory, so the run never touches ~/.pulumi."""
 
 import json
 import os
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import TIMINGS
+from tests.e2e.conftest import ENGINE, TIMINGS
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +59,7 @@ class Bed:
     def pulumi(self, *args, check=True, timeout=1500):
         r = sh(["pulumi", *args, "--stack", "local", "--non-interactive"], cwd=self.project, env=self.env,
                timeout=timeout)
-        self.logs.append(r.stdout + r.stderr)
+        self.logs.append(f"$ pulumi {' '.join(args)}\n{r.stdout}{r.stderr}")
         if check:
             assert r.returncode == 0, f"pulumi {' '.join(args)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
         return r
@@ -86,13 +90,13 @@ def timed(name):
 @pytest.fixture(scope="module")
 def bed():
     b = Bed()
-    with timed("setup: engine (cached build), fresh test host, stack"):
-        r = sh([str(ROOT / "scripts/engine-env")], timeout=3000)
+    with timed("setup: engine, fresh test host, stack"):
+        env = {**os.environ, "PULUMI_HOME": os.environ.get("PULUMI_HOME") or str(b.work / "pulumi-home")}
+        r = sh([str(ROOT / "scripts/engine-env")], env=env, timeout=3000)
         assert r.returncode == 0, r.stderr
-        b.env = parse_exports(r.stdout, {**os.environ, "PULUMI_HOME": str(b.work / "pulumi-home")})
-        # engine-env installs the command plugin into the PULUMI_HOME in use: run it again there.
-        r = sh([str(ROOT / "scripts/engine-env")], env=b.env, timeout=600)
-        assert r.returncode == 0, r.stderr
+        b.env = parse_exports(r.stdout, env)
+        ENGINE.extend(line.removeprefix("engine-env: ") for line in r.stderr.splitlines()
+                      if line.startswith(("engine-env: Pulumi CLI", "engine-env: command provider")))
         up = sh([str(ROOT / "scripts/testhost-up")], timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
         b.host = dict(kv.split("=", 1) for kv in up.stdout.strip().splitlines()[-1].split())
@@ -104,6 +108,8 @@ def bed():
         b.password = (b.work / "admin-password").read_text().strip()
         b.key_material = Path(b.host["key"]).read_text().splitlines()[1]
     yield b
+    if os.environ.get("ODOO_PULUMI_E2E_LOG"):  # keep the engine's output (docs/testbed.md)
+        Path(os.environ["ODOO_PULUMI_E2E_LOG"]).write_text("\n".join(b.logs))
     sh([str(ROOT / "scripts/testhost-down")], timeout=300)
     shutil.rmtree(b.work, ignore_errors=True)
 

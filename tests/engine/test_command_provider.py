@@ -1,8 +1,9 @@
 """odoo-pulumi's stand-in command provider, driven by the real engine against a real sshd.
 
-The provider (tools/command-provider) replaces pulumi-command, which cannot be fetched
-here, so what the project relies on is checked end to end: the engine from
-`scripts/engine-env` runs a throwaway Python program (the repo's .venv, with the
+The provider (tools/command-provider) stands in for pulumi-command where the real one cannot
+be had, so what the project relies on is checked end to end: the engine from
+`scripts/engine-env` (with a fresh PULUMI_HOME and plugin downloads off, so that it installs
+the stand-in) runs a throwaway Python program (the repo's .venv, with the
 pulumi-command SDK) whose `local.Command`, `remote.Command` and `remote.CopyToRemote` talk
 to a throwaway sshd on 127.0.0.1 (own host key, own authorized key, started and stopped
 here). The tests run in file order on one stack: each changes the program's config and
@@ -13,6 +14,7 @@ started: Debian's policy-rc.d). Bounded: every pulumi command has a timeout.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -165,8 +167,9 @@ class Sshd:
 
 
 def engine_env(pulumi_home: Path) -> dict[str, str]:
-    """The environment `eval "$(scripts/engine-env)"` gives, with our own PULUMI_HOME."""
-    base = dict(os.environ, PULUMI_HOME=str(pulumi_home))
+    """The environment `eval "$(scripts/engine-env)"` gives, with our own PULUMI_HOME and no
+    plugin download: the stand-in gets installed there."""
+    base = dict(os.environ, PULUMI_HOME=str(pulumi_home), PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
     out = subprocess.run(["bash", "-c", 'eval "$(scripts/engine-env)" && env -0'], cwd=ROOT, env=base,
                          capture_output=True, check=True, timeout=1800).stdout
     return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
@@ -250,10 +253,13 @@ def test_go_unit_tests():
 
 
 def test_engine_env_installs_the_plugin(e2e):
-    """engine-env must put the command plugin where the engine looks (PULUMI_HOME), no PATH warning."""
+    """engine-env must put the stand-in where the engine looks (PULUMI_HOME), marked as its own,
+    with no PATH warning."""
     stack, _, first = e2e
     plugin = Path(stack.env["PULUMI_HOME"]) / "plugins" / "resource-command-v1.2.1" / "pulumi-resource-command"
     assert plugin.exists()
+    marker = plugin.parent / ".odoo-pulumi-stand-in"
+    assert f"sha256={hashlib.sha256(plugin.read_bytes()).hexdigest()}" in marker.read_text()
     assert "from $PATH" not in first.stdout + first.stderr
 
 
@@ -266,6 +272,8 @@ def test_create_runs_with_stdin_and_logging(e2e):
     out = first.stdout + first.stderr
     assert "VISIBLE-OUT-1" in out and "VISIBLE-ERR-1" in out
     assert "QUIET-OUT-1" not in out and "QUIET-ERR-1" not in out
+    # Output lines are ephemeral status lines, as upstream: not repeated in a Diagnostics block.
+    assert "Diagnostics:" not in first.stdout, first.stdout
     outputs = stack.pulumi("stack", "output", "--json", "--show-secrets").stdout
     assert '"local": "local-1"' in outputs and '"quietOut": "QUIET-OUT-1"' in outputs
     assert '"envok": "env=e1"' in outputs, "an AcceptEnv variable did not arrive"
@@ -323,7 +331,8 @@ def test_copy_follows_source_content(e2e):
 
 
 def test_refused_port_fails_fast_with_low_dial_limit(e2e):
-    """dialErrorLimit 3 against a refused port gives up after 4 attempts (~0.5 s of backoff)."""
+    """dialErrorLimit 3 against a refused port gives up after 4 dials (~0.5 s of backoff), in
+    upstream's words."""
     stack, sshd, _ = e2e
     sshd.stop()
     stack.config(dialErrorLimit="3")
@@ -332,7 +341,7 @@ def test_refused_port_fails_fast_with_low_dial_limit(e2e):
     elapsed = time.monotonic() - start
     assert up.returncode != 0
     out = up.stdout + up.stderr
-    assert "connection refused" in out and "4 attempts" in out, out
+    assert "connection refused" in out and "after 3 failed attempts" in out, out
     assert elapsed < 60, f"took {elapsed:.0f} s"
 
 
@@ -366,8 +375,8 @@ def test_refused_environment_fails_the_command(e2e):
     up = stack.up(check=False)
     stack.pulumi("config", "rm", "badEnv")
     assert up.returncode != 0
-    assert "unable to set 'ODOO_CUSTOM'" in up.stdout + up.stderr
-    assert "AcceptEnv" in up.stdout + up.stderr
+    assert 'could not set environment variable "ODOO_CUSTOM"' in up.stdout + up.stderr
+    assert "Unable to set 'ODOO_CUSTOM'" in up.stdout + up.stderr and "AcceptEnv" in up.stdout + up.stderr
 
 
 def test_destroy_runs_delete(e2e):

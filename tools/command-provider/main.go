@@ -31,6 +31,8 @@ var replaceProperties = map[string]bool{"triggers": true}
 
 func newProvider() (p.Provider, error) {
 	prov, err := infer.NewProviderBuilder().
+		// scripts/engine-env recognises the stand-ins it installed before it wrote marker
+		// files by this name: keep it.
 		WithDisplayName("Command (odoo-pulumi stand-in)").
 		WithDescription("odoo-pulumi's stand-in for the pulumi-command provider: run commands "+
 			"locally or over SSH and copy files over SFTP.").

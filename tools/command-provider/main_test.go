@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -324,24 +325,50 @@ func TestDiffUnknownInputIsAChange(t *testing.T) {
 }
 
 // logCapture records what the provider logs (the integration server logs through slog).
+// Status (ephemeral) lines come with the attribute kind=status (go-provider's slog sink).
 type logCapture struct {
-	mu    sync.Mutex
-	lines []string
+	mu       sync.Mutex
+	lines    []string
+	statuses []string
+	status   bool // set on the handler WithAttrs returns for kind=status
+	parent   *logCapture
+}
+
+func (l *logCapture) root() *logCapture {
+	if l.parent != nil {
+		return l.parent
+	}
+	return l
 }
 
 func (l *logCapture) Enabled(context.Context, slog.Level) bool { return true }
 func (l *logCapture) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, r.Message)
+	root := l.root()
+	root.mu.Lock()
+	defer root.mu.Unlock()
+	root.lines = append(root.lines, r.Message)
+	if l.status {
+		root.statuses = append(root.statuses, r.Message)
+	}
 	return nil
 }
-func (l *logCapture) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *logCapture) WithGroup(string) slog.Handler      { return l }
+func (l *logCapture) WithAttrs(attrs []slog.Attr) slog.Handler {
+	status := l.status
+	for _, a := range attrs {
+		status = status || (a.Key == "kind" && a.Value.String() == "status")
+	}
+	return &logCapture{status: status, parent: l.root()}
+}
+func (l *logCapture) WithGroup(string) slog.Handler { return l }
 func (l *logCapture) all() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Join(l.lines, "\n")
+}
+func (l *logCapture) allStatus() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.statuses, "\n")
 }
 
 func captureLogs(t *testing.T) *logCapture {
@@ -381,6 +408,9 @@ func TestLocalCommandLifecycle(t *testing.T) {
 	created, err := s.Create(p.CreateRequest{Urn: u, Properties: inputs})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^l[0-9a-f]{8}$`).MatchString(created.ID) {
+		t.Errorf("ID %q, want upstream's shape: the name and 8 hex digits", created.ID)
 	}
 	if got := created.Properties.Get("stdout"); got.AsString() != "created-1" || got.Secret() {
 		t.Errorf("stdout %v (secret %v)", got, got.Secret())
@@ -452,6 +482,11 @@ func TestLocalCommandLogging(t *testing.T) {
 			if strings.Contains(got, line) != wanted {
 				t.Errorf("logging %q: %s logged=%v, want %v (log: %q)", logging, line, !wanted, wanted, got)
 			}
+			// As upstream: output lines are ephemeral status lines, so `pulumi up` does not
+			// repeat them in a Diagnostics block at the end.
+			if strings.Contains(logs.allStatus(), line) != wanted {
+				t.Errorf("logging %q: %s is not an ephemeral status line (status log: %q)", logging, line, logs.allStatus())
+			}
 		}
 	}
 }
@@ -479,6 +514,35 @@ func TestPreviewWithUnknownConnection(t *testing.T) {
 		if !resp.Properties.Get("stdout").IsComputed() {
 			t.Errorf("%s: stdout %v, want unknown", name, resp.Properties.Get("stdout"))
 		}
+	}
+}
+
+// A CopyToRemote's preview copies nothing and answers with no ID, as upstream; its ID comes
+// with the real copy (tested with an SSH server in remote/).
+func TestCopyPreviewHasNoID(t *testing.T) {
+	s := server(t)
+	u := urn("remote:CopyToRemote", "cp")
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.txt")
+	if err := os.WriteFile(src, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	asset, err := resource.NewPathAsset(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := resource.FromResourcePropertyMap(resource.PropertyMap{
+		"connection": resource.NewObjectProperty(resource.PropertyMap{"host": resource.NewStringProperty("192.0.2.1")}),
+		"source":     resource.NewAssetProperty(asset),
+		"remotePath": resource.NewStringProperty(filepath.Join(dir, "dst.txt")),
+	})
+	checked, err := s.Check(p.CheckRequest{Urn: u, Inputs: in})
+	if err != nil || len(checked.Failures) > 0 {
+		t.Fatalf("check: %v %v", err, checked.Failures)
+	}
+	resp, err := s.Create(p.CreateRequest{Urn: u, Properties: checked.Inputs, DryRun: true})
+	if err != nil || resp.ID != "" {
+		t.Errorf("preview: ID %q, err %v; want no ID", resp.ID, err)
 	}
 }
 

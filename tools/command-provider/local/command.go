@@ -170,7 +170,7 @@ func runLocal(ctx context.Context, in CommandInputs, cmd *string, prev *run.Outp
 	if in.Stdin != nil && *in.Stdin != "" {
 		c.Stdin = strings.NewReader(*in.Stdin)
 	}
-	capture := run.NewCapture(sel, p.GetLogger(ctx).Info)
+	capture := run.NewCapture(sel, p.GetLogger(ctx).InfoStatus)
 	c.Stdout, c.Stderr = capture.Stdout(), capture.Stderr()
 	err = c.Run()
 	capture.Flush()

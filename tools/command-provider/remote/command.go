@@ -122,19 +122,21 @@ func runRemote(ctx context.Context, in CommandInputs, cmd *string, prev *run.Out
 		return run.Output{}, err
 	}
 	defer closeClient()
-	c := run.NewCapture(sel, logger.Info)
+	c := run.NewCapture(sel, logger.InfoStatus)
 	err = runSession(ctx, client, *cmd, in.Stdin, in.Environment, run.PreviousEnv(in.AddPreviousOutputInEnv, prev),
-		c, logger.Warning)
+		c, logger.Error, logger.Warning)
 	if err != nil {
 		return run.Output{}, err
 	}
 	return run.Output{Stdout: c.StdoutString(), Stderr: c.StderrString()}, nil
 }
 
-// setenvAdvice explains a refused variable, as upstream does.
-const setenvAdvice = "This only works if your SSH server is configured to accept these variables via " +
-	"AcceptEnv. Alternatively, if a Bash-like shell runs the command on the remote host, you could " +
-	"prefix the command itself with the variables in the form 'VAR=value command'"
+// setenvRefused explains a refused variable in upstream's words (line breaks included).
+func setenvRefused(key string) string {
+	return fmt.Sprintf("Unable to set '%s'. This only works if your SSH server is configured to accept\n"+
+		"\tthese variables via AcceptEnv. Alternatively, if a Bash-like shell runs the command on the remote host, you could\n"+
+		"\tprefix the command itself with the variables in the form 'VAR=value command'", key)
+}
 
 func sortedKeys(m map[string]string) []string {
 	keys := make([]string, 0, len(m))
@@ -147,10 +149,11 @@ func sortedKeys(m map[string]string) []string {
 
 // runSession runs cmd in a new session through the server's shell. A variable of
 // `environment` the server refuses fails the command; a refused previous-output variable
-// is only a warning (upstream's behaviour, pulumi-command #584).
+// is only a warning (upstream's behaviour, pulumi-command #584). Both explain themselves in
+// the engine's log (logError, warn), as upstream.
 func runSession(
 	ctx context.Context, client *ssh.Client, cmd string, stdin *string,
-	env, prevEnv map[string]string, c *run.Capture, warn func(string),
+	env, prevEnv map[string]string, c *run.Capture, logError, warn func(string),
 ) error {
 	session, err := client.NewSession()
 	if err != nil {
@@ -159,12 +162,15 @@ func runSession(
 	defer session.Close()
 	for _, k := range sortedKeys(env) {
 		if err := session.Setenv(k, env[k]); err != nil {
-			return fmt.Errorf("unable to set '%s'. %s: %w", k, setenvAdvice, err)
+			if logError != nil {
+				logError(setenvRefused(k))
+			}
+			return fmt.Errorf("could not set environment variable %q: %w", k, err)
 		}
 	}
 	for _, k := range sortedKeys(prevEnv) {
 		if err := session.Setenv(k, prevEnv[k]); err != nil && warn != nil {
-			warn(fmt.Sprintf("Unable to set '%s'. %s", k, setenvAdvice))
+			warn(setenvRefused(k))
 		}
 	}
 	if stdin != nil && *stdin != "" {

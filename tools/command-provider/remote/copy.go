@@ -57,25 +57,39 @@ func (c *CopyToRemoteInputs) Annotate(a infer.Annotator) {
 func (CopyToRemote) Create(ctx context.Context, req infer.CreateRequest[CopyToRemoteInputs]) (
 	infer.CreateResponse[CopyToRemoteOutputs], error,
 ) {
-	id := run.NewID(req.Name)
-	if !req.DryRun {
-		if err := copyToRemote(ctx, req.Inputs); err != nil {
-			return infer.CreateResponse[CopyToRemoteOutputs]{}, err
-		}
+	out := CopyToRemoteOutputs{req.Inputs}
+	if req.DryRun { // upstream answers a preview with no ID
+		return infer.CreateResponse[CopyToRemoteOutputs]{Output: out}, nil
 	}
-	return infer.CreateResponse[CopyToRemoteOutputs]{ID: id, Output: CopyToRemoteOutputs{req.Inputs}}, nil
+	if err := copyToRemote(ctx, req.Inputs); err != nil {
+		return infer.CreateResponse[CopyToRemoteOutputs]{}, err
+	}
+	return infer.CreateResponse[CopyToRemoteOutputs]{ID: run.NewCopyID(), Output: out}, nil
 }
 
-// Update copies again: the source's content (hash), remotePath or connection changed.
+// Update copies again only when the source's content (hash) or remotePath changed, as upstream:
+// a new connection alone (another host) copies nothing.
 func (CopyToRemote) Update(ctx context.Context, req infer.UpdateRequest[CopyToRemoteInputs, CopyToRemoteOutputs]) (
 	infer.UpdateResponse[CopyToRemoteOutputs], error,
 ) {
-	if !req.DryRun {
+	old := req.State.CopyToRemoteInputs
+	if !req.DryRun && (sourceHash(req.Inputs.Source) != sourceHash(old.Source) || req.Inputs.RemotePath != old.RemotePath) {
 		if err := copyToRemote(ctx, req.Inputs); err != nil {
 			return infer.UpdateResponse[CopyToRemoteOutputs]{}, err
 		}
 	}
 	return infer.UpdateResponse[CopyToRemoteOutputs]{Output: CopyToRemoteOutputs{req.Inputs}}, nil
+}
+
+// sourceHash is the content hash of the source asset or archive.
+func sourceHash(src types.AssetOrArchive) string {
+	switch {
+	case src.Archive != nil:
+		return src.Archive.Hash
+	case src.Asset != nil:
+		return src.Asset.Hash
+	}
+	return ""
 }
 
 func copyToRemote(ctx context.Context, in CopyToRemoteInputs) error {

@@ -73,7 +73,9 @@ func retry[T any](
 			return zero, fmt.Errorf("%w (after %d attempts, last error: %v)", ctx.Err(), n, err)
 		}
 		if limit >= 0 && n > limit {
-			return zero, fmt.Errorf("failed to dial the remote host after %d attempts (dialErrorLimit %d): %w", n, limit, err)
+			// Upstream's wording, which counts the retries: limit 3 gives up after 4 dials with
+			// "after 3 failed attempts".
+			return zero, fmt.Errorf("after %d failed attempts: %w", n-1, err)
 		}
 		if status != nil {
 			status(n, err)
@@ -237,19 +239,26 @@ func (d *dialer) close() {
 	}
 }
 
+// dialStatus is the status line of the n-th failed dial that will be retried, upstream's
+// words: "Dial 3/10 failed: retrying" (the limit is dialErrorLimit, "inf" for -1; the reason
+// is not shown, as upstream).
+func dialStatus(n, limit int) string {
+	l := "inf"
+	if limit >= 0 {
+		l = strconv.Itoa(limit)
+	}
+	return fmt.Sprintf("Dial %d/%s failed: retrying", n, l)
+}
+
 // dial connects to the host, retrying as upstream does so a booting server is waited for.
 func dial(ctx context.Context, c Connection, status func(string)) (*ssh.Client, func(), error) {
 	d, err := newDialer(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := retry(ctx, d.limit, d.attempt, sleepCtx, func(n int, err error) {
+	client, err := retry(ctx, d.limit, d.attempt, sleepCtx, func(n int, _ error) {
 		if status != nil {
-			limit := "unlimited"
-			if d.limit >= 0 {
-				limit = strconv.Itoa(d.limit + 1)
-			}
-			status(fmt.Sprintf("waiting for SSH: attempt %d/%s failed: %v", n, limit, err))
+			status(dialStatus(n, d.limit))
 		}
 	})
 	if err != nil {

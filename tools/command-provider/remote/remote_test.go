@@ -6,10 +6,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pulumi/pulumi-go-provider/infer"
 	"github.com/pulumi/pulumi-go-provider/infer/types"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"golang.org/x/crypto/ssh"
@@ -132,14 +135,31 @@ func TestDialRefusedPortGivesUp(t *testing.T) {
 	var statuses []string
 	_, _, err := dial(context.Background(), connTo(addr, 2), func(s string) { statuses = append(statuses, s) })
 	elapsed := time.Since(start)
-	if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), "3 attempts") {
+	if err == nil || !strings.Contains(err.Error(), "connection refused") ||
+		!strings.HasPrefix(err.Error(), "after 2 failed attempts: ") {
 		t.Fatalf("err = %v", err)
 	}
 	if elapsed < 240*time.Millisecond || elapsed > 3*time.Second {
 		t.Errorf("gave up after %v, want ~0.25 s", elapsed)
 	}
-	if len(statuses) != 2 || !strings.Contains(statuses[0], "attempt 1/3") {
-		t.Errorf("status lines %q", statuses)
+	if want := []string{"Dial 1/2 failed: retrying", "Dial 2/2 failed: retrying"}; !reflect.DeepEqual(statuses, want) {
+		t.Errorf("status lines %q, want upstream's %q", statuses, want)
+	}
+}
+
+// The retry line names the dialErrorLimit as upstream does, "inf" when unlimited.
+func TestDialStatusLine(t *testing.T) {
+	for _, tc := range []struct {
+		n, limit int
+		want     string
+	}{
+		{1, 10, "Dial 1/10 failed: retrying"},
+		{10, 10, "Dial 10/10 failed: retrying"},
+		{7, -1, "Dial 7/inf failed: retrying"},
+	} {
+		if got := dialStatus(tc.n, tc.limit); got != tc.want {
+			t.Errorf("dialStatus(%d, %d) = %q, want %q", tc.n, tc.limit, got, tc.want)
+		}
 	}
 }
 
@@ -234,7 +254,7 @@ func TestRunRemoteEnvironment(t *testing.T) {
 
 	in.Environment = map[string]string{"CUSTOM": "x"}
 	_, err = runRemote(context.Background(), in, sp("true"), nil)
-	if err == nil || !strings.Contains(err.Error(), "unable to set 'CUSTOM'") {
+	if err == nil || err.Error() != `could not set environment variable "CUSTOM": ssh: setenv failed` {
 		t.Errorf("refused variable: err %v", err)
 	}
 }
@@ -299,5 +319,63 @@ func TestCopyToRemote(t *testing.T) {
 	}
 	if err := copyTo(types.AssetOrArchive{Asset: textAsset}, remoteDir); err == nil {
 		t.Error("a StringAsset into a directory succeeded without a file name")
+	}
+}
+
+// The IDs a real create returns have upstream's shape: a Command's name and 8 hex digits
+// (no separator), a CopyToRemote's 8 hex digits.
+func TestCreateIDs(t *testing.T) {
+	s := startTestServer(t)
+	conn := s.connectionTo(t)
+	cmd, err := Command{}.Create(context.Background(), infer.CreateRequest[CommandInputs]{
+		Name: "odoo-wait", Inputs: CommandInputs{Connection: conn, Create: sp("true")},
+	})
+	if err != nil || !regexp.MustCompile(`^odoo-wait[0-9a-f]{8}$`).MatchString(cmd.ID) {
+		t.Errorf("Command ID %q, err %v", cmd.ID, err)
+	}
+	text, _ := resource.NewTextAsset("x")
+	cp, err := CopyToRemote{}.Create(context.Background(), infer.CreateRequest[CopyToRemoteInputs]{
+		Name: "odoo-upload", Inputs: CopyToRemoteInputs{Connection: conn, Source: types.AssetOrArchive{Asset: text},
+			RemotePath: filepath.Join(t.TempDir(), "x.txt")},
+	})
+	if err != nil || !regexp.MustCompile(`^[0-9a-f]{8}$`).MatchString(cp.ID) {
+		t.Errorf("CopyToRemote ID %q, err %v", cp.ID, err)
+	}
+}
+
+// As upstream, an update copies again only when the source's content or remotePath changed: a
+// new connection alone copies nothing.
+func TestCopyUpdateCopiesOnlyOnNewContentOrPath(t *testing.T) {
+	s := startTestServer(t)
+	conn := s.connectionTo(t)
+	dest := filepath.Join(t.TempDir(), "f.txt")
+	v1, _ := resource.NewTextAsset("v1")
+	in := CopyToRemoteInputs{Connection: conn, Source: types.AssetOrArchive{Asset: v1}, RemotePath: dest}
+	if _, err := (CopyToRemote{}).Create(context.Background(), infer.CreateRequest[CopyToRemoteInputs]{Name: "cp", Inputs: in}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(dest); err != nil {
+		t.Fatal(err)
+	}
+	update := func(news CopyToRemoteInputs) {
+		t.Helper()
+		_, err := (CopyToRemote{}).Update(context.Background(), infer.UpdateRequest[CopyToRemoteInputs, CopyToRemoteOutputs]{
+			ID: "id", Inputs: news, State: CopyToRemoteOutputs{in},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = news
+	}
+	newConn := conn
+	newConn.DialErrorLimit = ip(3)
+	update(CopyToRemoteInputs{Connection: newConn, Source: in.Source, RemotePath: dest})
+	if _, err := os.Stat(dest); err == nil {
+		t.Error("a connection change copied again")
+	}
+	v2, _ := resource.NewTextAsset("v2")
+	update(CopyToRemoteInputs{Connection: newConn, Source: types.AssetOrArchive{Asset: v2}, RemotePath: dest})
+	if b, err := os.ReadFile(dest); err != nil || string(b) != "v2" {
+		t.Errorf("new content not copied: %q %v", b, err)
 	}
 }

@@ -13,9 +13,9 @@
 //
 // Deliberately not implemented (the engine copes, or the project does not use them): program
 // and SDK generation (`pulumi convert`, `pulumi package gen-sdk`), `pulumi new` templating,
-// typecheckers, debugger attachment. GetRequiredPackages answers with no packages: plugins are
-// never downloaded here, and the engine loads each provider when the program first uses it.
-// A missing virtual environment is created on first use, as upstream does (`pip install -r
+// typecheckers, debugger attachment. GetRequiredPackages lists the resource plugins of the
+// environment's Pulumi packages as upstream does (packages.go), and About the toolchain, so
+// `pulumi about` reads the same with this host as with upstream's. A missing virtual environment is created on first use, as upstream does (`pip install -r
 // requirements.txt`, so PyPI must be reachable then).
 package main
 
@@ -203,7 +203,7 @@ func (h *pythonHost) GetRequiredPlugins(context.Context, *pulumirpc.GetRequiredP
 
 // GetRequiredPackages is also the engine's first call before running a program: like the upstream
 // host, create a missing virtual environment from requirements.txt here (this needs PyPI; an
-// existing environment is left alone).
+// existing environment is left alone), then name the plugins its packages need.
 func (h *pythonHost) GetRequiredPackages(ctx context.Context, req *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
 	tc, err := resolveToolchain(req.GetInfo(), false)
@@ -213,7 +213,11 @@ func (h *pythonHost) GetRequiredPackages(ctx context.Context, req *pulumirpc.Get
 	if err := tc.EnsureVenv(ctx, req.GetInfo().GetProgramDirectory(), false, true, os.Stdout, os.Stderr); err != nil {
 		return nil, err
 	}
-	return &pulumirpc.GetRequiredPackagesResponse{}, nil
+	pkgs, err := requiredPackages(ctx, tc)
+	if err != nil {
+		return nil, err
+	}
+	return &pulumirpc.GetRequiredPackagesResponse{Packages: pkgs}, nil
 }
 
 func (h *pythonHost) Cancel(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
@@ -437,9 +441,17 @@ func (h *pythonHost) RunPlugin(req *pulumirpc.RunPluginRequest,
 	return closer.Close()
 }
 
-// About reports the Python in use (`pulumi about`).
+// About reports the Python in use and its toolchain (`pulumi about`), with upstream's keys. An
+// older engine sends no program: then the default pip toolchain, as upstream.
 func (h *pythonHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (*pulumirpc.AboutResponse, error) {
-	tc, err := resolveToolchain(req.GetInfo(), false)
+	opts := toolchain.PythonOptions{Toolchain: toolchain.Pip}
+	if req.GetInfo() != nil {
+		var err error
+		if opts, err = pythonOptions(req.GetInfo(), false); err != nil {
+			return nil, err
+		}
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -450,6 +462,11 @@ func (h *pythonHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (*p
 	return &pulumirpc.AboutResponse{
 		Executable: info.PythonExecutable,
 		Version:    info.PythonVersion.String(),
+		Metadata: map[string]string{
+			"toolchain":        toolchain.Name(opts.Toolchain),
+			"toolchainVersion": info.ToolchainVersion.String(),
+			"typechecker":      toolchain.TypeCheckerName(opts.Typechecker),
+		},
 	}, nil
 }
 
