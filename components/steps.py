@@ -19,8 +19,8 @@ import hashlib
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 
 from components import backup
@@ -192,17 +192,17 @@ def _file(f: Any) -> dict[str, str]:
 
 
 def _pip_args(s: Settings) -> list[str]:
-    """pip options: a mirror index, and/or a wheel directory (alone: an offline install).
-
-    pip ignores an http:// index unless its host is trusted ("not a trusted or secure
-    host"): the operator who names one has chosen to trust it.
-    """
+    """pip options: a mirror index (trusted by name when it is plain HTTP), and/or a
+    wheel directory on the server (alone: an offline install)."""
     args: list[str] = []
     if s.pip_index_url:
         args += ["--index-url", s.pip_index_url]
         url = urlsplit(s.pip_index_url)
-        if url.scheme == "http" and url.hostname:
-            args += ["--trusted-host", url.hostname]
+        if url.scheme == "http":
+            # pip ignores a plain-HTTP index ("not a trusted or secure host") unless told.
+            host = url.hostname or ""
+            host = f"[{host}]" if ":" in host else host
+            args += ["--trusted-host", f"{host}:{url.port}" if url.port else host]
     if s.pip_find_links:
         args += ["--find-links", s.pip_find_links]
         if not s.pip_index_url:

@@ -238,7 +238,7 @@ def test_pip_options(archive):
 def test_an_http_index_is_trusted(archive):
     """pip ignores an http:// index whose host is not trusted: the whole install then fails."""
     script = render(host(archive, pipIndexUrl="http://10.213.0.1:8214/abc/simple/"))["odoo-install"]
-    assert "--index-url http://10.213.0.1:8214/abc/simple/ --trusted-host 10.213.0.1" in script
+    assert "--index-url http://10.213.0.1:8214/abc/simple/ --trusted-host 10.213.0.1:8214" in script
 
 
 def test_firewall_ports_follow_the_ssh_port():

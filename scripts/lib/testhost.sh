@@ -263,16 +263,14 @@ th_remove_cgroup() {
 }
 
 th_start_http() {
-    local repo pid i here
+    local repo pid i
     repo=$(readlink -e "$TH_CACHE/repo") || th_die "no built apt repository: run scripts/testhost-build"
     [ -f "$repo/Packages" ] || th_die "apt repository $repo has no Packages index: run scripts/testhost-build"
-    # Started from inside the repository: scripts/testhost-build keeps a repository that a
-    # server's working directory points at (another slot's host may be using it).
-    here=$PWD
-    cd "$repo" || th_die "cannot enter $repo"
+    # Run from inside the repository: testhost-build's prune keeps a repository that a
+    # server's working directory is in (--directory alone leaves the cwd elsewhere, and
+    # another slot's build would remove the repository from under a running host).
     th_daemon "$TH_RUN/http.log" \
-        python3 -m http.server "$TH_REPO_PORT" --bind "$TH_HOST_IP" --directory "$repo"
-    cd "$here" || th_die "cannot return to $here"
+        env -C "$repo" python3 -m http.server "$TH_REPO_PORT" --bind "$TH_HOST_IP" --directory "$repo"
     pid=$TH_DAEMON_PID
     echo "$pid" >"$TH_RUN/http.pid"
     for ((i = 0; i < 100; i++)); do
