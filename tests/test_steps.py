@@ -235,6 +235,13 @@ def test_pip_options(archive):
     assert "--find-links /srv/wheels --no-index" in only_links
     both = render(host(archive, pipFindLinks="/srv/wheels", pipIndexUrl="https://pypi.example.com/simple"))["odoo-install"]
     assert "--index-url https://pypi.example.com/simple --find-links /srv/wheels" in both and "--no-index" not in both
+    assert "--trusted-host" not in both
+
+
+def test_an_http_index_is_trusted(archive):
+    """pip ignores an http:// index whose host is not trusted: the whole install then fails."""
+    script = render(host(archive, pipIndexUrl="http://10.213.0.1:8214/abc/simple/"))["odoo-install"]
+    assert "--index-url http://10.213.0.1:8214/abc/simple/ --trusted-host 10.213.0.1:8214" in script
 
 
 def test_firewall_ports_follow_the_ssh_port():
