@@ -9,7 +9,7 @@ OUT ?= out/$(STACK)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test unit e2e drill engine testhost testhost-up testhost-down \
-        sizing render lint-workflows clean loadtest bench-preview
+        sizing render lint-workflows clean acceptance loadtest bench-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -48,6 +48,12 @@ testhost-up: ## Boot a fresh test host; prints host= port= user= key=
 
 testhost-down: ## Stop and remove the test host
 	@scripts/testhost-down
+
+acceptance: ## Check a deployed server: URL=https://... [SSH=user@host SSH_KEY=... SSH_PORT=22] [PASSWORD_FILE=... | PASSWORD_STACK=<stack>] [DB=odoo LOGIN=admin]
+	scripts/acceptance --url "$(URL)" $(if $(SSH),--ssh "$(SSH)") $(if $(SSH_KEY),--ssh-key "$(SSH_KEY)") \
+	  $(if $(SSH_PORT),--ssh-port "$(SSH_PORT)") $(if $(DB),--db "$(DB)") $(if $(LOGIN),--login "$(LOGIN)") \
+	  $(if $(PASSWORD_FILE),--password-file "$(PASSWORD_FILE)") $(if $(PASSWORD_STACK),--stack "$(PASSWORD_STACK)") \
+	  $(foreach o,$(SSH_OPTIONS),--ssh-option "$(o)")
 
 sizing: venv ## Explain the sizing for USERS (default 60)
 	$(PY) -m components.sizing --users $(USERS)

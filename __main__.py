@@ -4,14 +4,16 @@ operator needs. Only wiring lives here; decisions live in components/."""
 import pulumi
 
 from components import backup, render
-from components.settings import PROJECT, SECRET_KEYS, SettingsError, load_settings, sizing_for
+from components.settings import (PROJECT, SECRET_KEYS, SettingsError, check_stack_file, load_settings,
+                                 sizing_for)
 
 
-def read_stack_config() -> tuple[dict, set[str]]:
-    """The project's config as the engine hands it over (strings), and which secret
-    keys are present. Secret values stay in Outputs and never reach the settings."""
+def read_stack_config() -> tuple[dict, set[str], dict[str, str]]:
+    """The project's config as the engine hands it over (strings), which secret keys
+    are present, and their values: load_settings only judges their strength (never
+    keeps or prints them); the program uses them through Outputs only."""
     everything = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    raw, secrets = {}, set()
+    raw, secrets, values = {}, set(), {}
     for full_key, value in everything.items():
         ns, _, key = full_key.partition(":")
         if ns != PROJECT:
@@ -20,40 +22,43 @@ def read_stack_config() -> tuple[dict, set[str]]:
             if not pulumi.runtime.is_config_secret(full_key) and key not in _env_secret_keys():
                 raw[key] = str(value)  # plain text: load_settings refuses it by name
             secrets.add(key)
+            values[key] = "" if value is None else str(value)
         else:
             raw[key] = value
-    return raw, secrets
+    return raw, secrets, values
 
 
 def _env_secret_keys() -> set[str]:
     return {k.partition(":")[2] for k in pulumi.runtime.config.get_config_secret_keys_env()}
 
 
-raw, secrets_present = read_stack_config()
+raw, secrets_present, secret_values = read_stack_config()
 try:
-    settings = load_settings(raw, pulumi.get_stack(), secrets_present)
+    check_stack_file(pulumi.get_stack())  # `users: 015`: the engine would hand over "13"
+    settings = load_settings(raw, pulumi.get_stack(), secrets_present, secret_values)
 except SettingsError as e:
     raise pulumi.RunError(str(e)) from None
+del secret_values
 sizing = sizing_for(settings)
 
 config = pulumi.Config()
 admin_password = config.require_secret("adminPassword")
 private_key = config.require_secret("sshPrivateKey")
-# The admin hash (600,000 PBKDF2 rounds) is computed once per password: the last run's
-# hash comes back through this stack's own outputs (render.admin_passwd_hash_memo says
-# why that is safe), so a preview does not pay for it again.
-own_outputs = pulumi.StackReference(
-    "own-outputs", f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-).outputs
-admin = pulumi.Output.secret(
-    pulumi.Output.all(admin_password, own_outputs).apply(
-        lambda a: render.admin_passwd_hash_memo(a[0], settings.stack, (a[1] or {}).get(render.ADMIN_PASSWD_MEMO_OUTPUT))
+# The hashes' salts are keyed by the SSH private key: a secret of the stack (issue 11.8).
+# The administrator user's password leaves this program only as its hash, inside the
+# (secret) odoo-config script.
+admin_user_hash = pulumi.Output.secret(
+    pulumi.Output.all(config.require_secret("adminUserPassword"), private_key).apply(
+        lambda a: render.admin_user_hash(a[0], settings.stack, key=a[1]))
+)
+files = pulumi.Output.secret(
+    pulumi.Output.all(admin_password, private_key).apply(
+        lambda a: render.server_files(settings, sizing, render.admin_passwd_hash(a[0], settings.stack, key=a[1]))
     )
 )
-pulumi.export(render.ADMIN_PASSWD_MEMO_OUTPUT, pulumi.Output.secret(admin.apply(lambda h: h[1])))
-files = pulumi.Output.secret(admin.apply(lambda h: render.server_files(settings, sizing, h[0])))
 
 from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402
+from components.steps import ssh_access_summary  # noqa: E402
 
 if settings.target == "aws":
     from components.aws_server import AwsServer, AwsServerArgs
@@ -69,7 +74,7 @@ if settings.target == "aws":
         "odoo",
         ProvisioningArgs(
             host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
-            data_volume_id=server.data_volume_id, server_id=server.instance_id,
+            admin_user_hash=admin_user_hash, data_volume_id=server.data_volume_id, server_id=server.instance_id,
             depends_on=[server, backups],
         ),
     )
@@ -87,7 +92,8 @@ else:
     files = files.apply(lambda f: {**f, **backup.server_files(settings)})
     provisioning = Provisioning(
         "odoo",
-        ProvisioningArgs(host=host, settings=settings, sizing=sizing, files=files, private_key=private_key),
+        ProvisioningArgs(host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
+                         admin_user_hash=admin_user_hash),
     )
 
 ssh = host.apply(
@@ -104,3 +110,6 @@ pulumi.export("max_cron_threads", sizing.max_cron_threads)
 pulumi.export("sizing", sizing.summary)
 pulumi.export("odoo_version", settings.odoo_version)
 pulumi.export("health", provisioning.health)
+# What the base step does to SSH access, shown by every preview (issue 11.2).
+pulumi.export("ssh_access", ssh_access_summary(settings))
+pulumi.log.info(f"SSH access after this deployment: {ssh_access_summary(settings)}")

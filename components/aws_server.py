@@ -25,6 +25,7 @@ from typing import Iterable, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.checks import wide_ranges
 from components.instance_types import BY_NAME
 from components.settings import PROJECT, Settings
 from components.sizing import Sizing
@@ -103,6 +104,12 @@ def ingress_plan(settings: Settings) -> list[IngressRule]:
         rules.append(IngressRule("ssh-world-ipv4", SSH_PORT, WORLD_IPV4, False, "SSH from anywhere (allowSshFromAnywhere)"))
         rules.append(IngressRule("ssh-world-ipv6", SSH_PORT, WORLD_IPV6, True, "SSH from anywhere (allowSshFromAnywhere)"))
         return rules
+    # The union is judged, not each entry: 0.0.0.0/1 + 128.0.0.0/1 is the whole Internet
+    # too. The settings refuse it first; this guards any other caller.
+    wide = wide_ranges(settings.admin_cidrs)
+    if wide:
+        raise ValueError(f"adminCidrs together open SSH to nearly everyone ({'; '.join(wide)}); "
+                         "set allowSshFromAnywhere: true if that is really meant")
     seen: set[str] = set()
     for raw in settings.admin_cidrs:
         net = ipaddress.ip_network(raw, strict=False)  # AWS wants the network address
@@ -110,11 +117,6 @@ def ingress_plan(settings: Settings) -> list[IngressRule]:
         if cidr in seen:
             continue
         seen.add(cidr)
-        if net.prefixlen == 0:
-            raise ValueError(
-                f"adminCidrs entry {raw!r} is the whole Internet; set allowSshFromAnywhere: true "
-                "if that is really meant"
-            )
         rules.append(IngressRule(f"ssh-{_slug(cidr)}", SSH_PORT, cidr, net.version == 6, f"SSH from admin {cidr}"))
     return rules
 

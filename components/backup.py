@@ -166,6 +166,8 @@ def conf_values(s: Settings, dest: Destination, credentials: Optional[S3Credenti
     }
     if dest.region:
         values["S3_REGION"] = dest.region
+    if s.target == "aws":
+        values["S3_WRITE_ONCE"] = "1"  # the stack's bucket enforces If-None-Match (backup_aws.py)
     if credentials is not None:
         values["S3_ACCESS_KEY_ID"] = credentials.access_key_id
         values["S3_SECRET_ACCESS_KEY"] = credentials.secret_access_key

@@ -7,10 +7,13 @@ it, and (optionally) daily EBS snapshots of the data volume.
   never force-destroyed), private (the four public-access blocks, ACLs disabled, TLS
   only), versioned, encrypted at rest (SSE-S3), whose lifecycle rule expires backups
   and their old versions after `backupRetentionDays` and aborts unfinished uploads;
-- an inline policy on the instance role allowing only `s3:PutObject` and
-  `s3:AbortMultipartUpload` under `<stack>/`: the server can add backups but never
-  read, list, overwrite-by-deleting or delete them (versioning keeps what a compromised
-  server would overwrite);
+- an inline policy on the instance role allowing only `s3:PutObject` of new objects
+  (If-None-Match) and `s3:AbortMultipartUpload` under `<stack>/`, and a bucket policy
+  that denies any object creation there without If-None-Match: backups are write-once,
+  the server can add them but never read, list, replace or delete them (issue 11.14:
+  chosen over S3 Object Lock, which only a new bucket can have and which still lets a
+  writer hide a backup behind a newer version);
+- SSE-S3 encryption, or SSE-KMS with the customer-managed key `backupKmsKeyArn`;
 - with `ebsSnapshots`, a Data Lifecycle Manager policy (and its service role) taking a
   daily snapshot of the data volume, found by its Name tag, kept `backupRetentionDays`.
 
@@ -57,34 +60,62 @@ def bucket_name_prefix(s: Settings) -> str:
     return head + slug[: BUCKET_PREFIX_MAX - len(head) - 1].rstrip("-") + "-"
 
 
-def upload_policy(bucket_arn: str, prefix: str) -> dict[str, Any]:
-    """What the instance role may do with the bucket: put objects under the stack's prefix."""
+def upload_policy(bucket_arn: str, prefix: str, kms_key_arn: Optional[str] = None) -> dict[str, Any]:
+    """What the instance role may do with the bucket: create objects under the stack's
+    prefix, and only new ones.
+
+    PutObject is allowed when the request says If-None-Match (S3 then refuses a key that
+    exists), or when it creates no object by itself (CreateMultipartUpload, UploadPart:
+    the upload's completion carries the header). With a customer-managed key, the role
+    may encrypt with it (GenerateDataKey; Decrypt, which S3 needs to complete a multipart
+    upload): it still cannot read a backup, having no s3:GetObject.
+    """
     if not prefix.endswith("/") or prefix.startswith("/") or "*" in prefix:
         raise ValueError(f"backup prefix {prefix!r}: expected 'name/'")
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "PutBackupsUnderTheStackPrefix",
-            "Effect": "Allow",
-            "Action": list(UPLOAD_ACTIONS),
-            "Resource": [f"{bucket_arn}/{prefix}*"],
-        }],
-    }
+    objects = [f"{bucket_arn}/{prefix}*"]
+    statements: list[dict[str, Any]] = [
+        {"Sid": "CreateNewBackupObjectsOnly", "Effect": "Allow", "Action": ["s3:PutObject"],
+         "Resource": objects, "Condition": {"Null": {"s3:if-none-match": "false"}}},
+        {"Sid": "UploadPartsOfNewBackups", "Effect": "Allow", "Action": ["s3:PutObject"],
+         "Resource": objects, "Condition": {"Bool": {"s3:ObjectCreationOperation": "false"}}},
+        {"Sid": "AbortUnfinishedUploads", "Effect": "Allow", "Action": ["s3:AbortMultipartUpload"],
+         "Resource": objects},
+    ]
+    if kms_key_arn:
+        statements.append({"Sid": "EncryptWithTheBackupKey", "Effect": "Allow",
+                           "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": [kms_key_arn]})
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
-def tls_only_policy(bucket_arn: str) -> dict[str, Any]:
-    """Bucket policy: every request without TLS is denied."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DenyInsecureTransport",
+def tls_only_policy(bucket_arn: str, prefix: Optional[str] = None) -> dict[str, Any]:
+    """Bucket policy: every request without TLS is denied; with the backups' prefix, also
+    every creation of an object there without If-None-Match (write-once, for everyone:
+    the bucket itself refuses to replace a backup, whatever an identity policy allows)."""
+    statements: list[dict[str, Any]] = [{
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [bucket_arn, f"{bucket_arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }]
+    if prefix is not None:
+        statements.append({
+            "Sid": "DenyReplacingBackups",
             "Effect": "Deny",
             "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [bucket_arn, f"{bucket_arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
-    }
+            "Action": "s3:PutObject",
+            "Resource": [f"{bucket_arn}/{prefix}*"],
+            "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def encryption_default(s: Settings) -> dict[str, Any]:
+    """The bucket's default encryption: SSE-S3, or SSE-KMS with the stack's own key."""
+    if s.backup_kms_key_arn:
+        return {"sse_algorithm": "aws:kms", "kms_master_key_id": s.backup_kms_key_arn}
+    return {"sse_algorithm": SSE_ALGORITHM}
 
 
 def lifecycle_rules(s: Settings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
@@ -202,7 +233,9 @@ class Backups(pulumi.ComponentResource):
             rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=(
                     aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        sse_algorithm=SSE_ALGORITHM)),
+                        **encryption_default(s))),
+                # With a KMS key, one data key per bucket instead of one KMS call per object.
+                bucket_key_enabled=True if s.backup_kms_key_arn else None,
             )],
             opts=kept,
         )
@@ -212,7 +245,7 @@ class Backups(pulumi.ComponentResource):
         aws.s3.BucketPolicy(
             f"{name}-tls-only",
             bucket=bucket_id,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn))),
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn, self.prefix))),
             # After the public-access block, so that S3 checks the policy against it.
             opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production,
                                         depends_on=[public]),
@@ -222,7 +255,7 @@ class Backups(pulumi.ComponentResource):
         self.upload_policy = aws.iam.RolePolicy(
             f"{name}-upload",
             role=args.role_name,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(upload_policy(arn, self.prefix))),
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(upload_policy(arn, self.prefix, s.backup_kms_key_arn))),
             opts=child,
         )
 

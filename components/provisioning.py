@@ -3,7 +3,8 @@
 Each step of `components/steps.py` becomes one `pulumi_command.remote.Command`: `create`
 is the short fixed command of `steps.create_command` and the step's script arrives on
 stdin, so nothing secret is ever part of a command string (which Pulumi shows in errors).
-Steps that embed a secret file get a secret stdin, no logging and secret outputs. A
+Steps that embed a secret file get a secret stdin and secret outputs, and print only
+through their output guard (progress lines, never a secret), which is logged. A
 step re-runs only when its own script changed; `health` re-runs whenever any did.
 """
 
@@ -28,6 +29,8 @@ class ProvisioningArgs:
         address re-runs every step, so it must be stable.
     files: `render.server_files(...)` as a (secret) Output.
     private_key: the SSH private key (secret Output).
+    admin_user_hash: `render.admin_user_hash(adminUserPassword, stack)` (secret Output):
+        the administrator user's password as the database stores it.
     data_volume_id: the EBS volume to format/mount (target aws only).
     server_id: the instance id (aws): a replaced server re-runs every step even when
         its Elastic IP stays the same.
@@ -39,6 +42,7 @@ class ProvisioningArgs:
     sizing: Sizing
     files: pulumi.Output[Mapping[str, Any]]
     private_key: pulumi.Output[str]
+    admin_user_hash: pulumi.Output[str]
     data_volume_id: Optional[pulumi.Input[str]] = None
     server_id: Optional[pulumi.Input[str]] = None
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -82,8 +86,9 @@ class Provisioning(pulumi.ComponentResource):
         )
 
         archive_sha = steps.file_sha256(s.odoo_archive) if s.odoo_source == "archive" else None
-        scripts = pulumi.Output.all(args.files, args.host, args.data_volume_id).apply(
-            lambda a: steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2])
+        scripts = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.admin_user_hash).apply(
+            lambda a: steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2],
+                                           admin_user_hash=a[3])
         )
         triggers = [args.server_id] if args.server_id is not None else None
 
@@ -106,7 +111,10 @@ class Provisioning(pulumi.ComponentResource):
                 )
                 deps.append(upload)
             secret_stdin = steps.step_is_secret(step)
-            quiet = steps.step_embeds_secret(step)
+            # A step that writes a secret file prints only through its output guard
+            # (templates/scripts/_step.sh.j2): its progress lines are logged like any
+            # other step's, and its stdout/stderr stay secret in the state all the same.
+            guarded = steps.step_embeds_secret(step)
             stdin = scripts.apply(lambda d, n=step.name: d[n])
             stdin = pulumi.Output.secret(stdin) if secret_stdin else pulumi.Output.unsecret(stdin)
             self.commands[step.name] = remote.Command(
@@ -119,11 +127,11 @@ class Provisioning(pulumi.ComponentResource):
                 # Previous output in the environment needs AcceptEnv on the server and is
                 # of no use here: off.
                 add_previous_output_in_env=False,
-                logging=remote.Logging.NONE if quiet else remote.Logging.STDOUT_AND_STDERR,
+                logging=remote.Logging.STDOUT_AND_STDERR,
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     depends_on=deps,
-                    additional_secret_outputs=(["stdin", "stdout", "stderr"] if quiet
+                    additional_secret_outputs=(["stdin", "stdout", "stderr"] if guarded
                                                else ["stdin"] if secret_stdin else None),
                     # A step times out only if the server hangs: apt and pip can take long.
                     custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m", delete="10m"),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from components.settings import Settings, SettingsError, load_settings, read_stack_file, sizing_for
+from components.settings import SECRET_KEYS, Settings, SettingsError, load_settings, read_stack_file, sizing_for
 from components.sizing import Sizing
 from components.templating import environment, managed_header
 
@@ -37,7 +37,57 @@ ODOO_UNIT = "/etc/systemd/system/odoo.service"
 NGINX_SITE = "/etc/nginx/sites-available/odoo"
 NGINX_SITE_ACME = "/etc/nginx/sites-available/odoo-acme"
 
-# passlib's pbkdf2_sha512, the scheme Odoo's CryptContext accepts for admin_passwd.
+# Odoo's umask (the unit's UMask=, and the database initialisation's): group-readable,
+# nothing for others, which the filestore's group (Nginx, x_sendfile) relies on.
+ODOO_UMASK = "0027"
+
+# System calls of systemd's @resources group that Odoo makes (odoo/service/server.py):
+# the cron worker's os.nice(10) and the workers' resource.setrlimit(RLIMIT_AS/RLIMIT_CPU).
+# The unit denies @resources and allows these back; nothing else of the group.
+ODOO_RESOURCE_SYSCALLS = ("setpriority", "setrlimit", "prlimit64")
+
+# Mozilla's "intermediate" TLS 1.2 suites (TLS 1.3 suites are not configurable and all
+# strong): forward secrecy and AEAD only. The DHE suites of the profile are left out:
+# they need a dhparam file, and every TLS 1.2 client has ECDHE.
+TLS12_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+)
+
+# Text Odoo sends, compressed by Nginx. Odoo 19 (Python's mimetypes) serves .js as
+# text/javascript; older stacks say application/javascript.
+GZIP_TYPES = (
+    "text/css", "text/plain", "text/xml", "text/javascript", "application/javascript",
+    "application/json", "application/xml", "image/svg+xml",
+)
+
+
+@dataclass(frozen=True)
+class LoginLimit:
+    """Nginx's limits on password logins (POST only), per browser and per address.
+
+    Per browser (client address + Odoo's session cookie, which the login form always
+    carries): 5 attempts at once, then 1 a minute, the pace of Odoo's own cooldown
+    (`base.login_cooldown_after` 5 failures, `base.login_cooldown_duration` 60 s).
+    People behind one NAT address have their own cookies, so they never share it.
+    Per address, for clients that drop or forge the cookie: 120 at once, then 1 a
+    second (3,600 an hour), above the whole of the largest office sized here (576
+    users) logging in within one hour; each refused attempt spares Odoo a
+    600,000-round PBKDF2 check. The server itself (loopback: the health step, local
+    monitoring) is never counted.
+    """
+
+    client_burst: int = 5
+    client_rate: str = "1r/m"
+    address_burst: int = 120
+    address_rate: str = "1r/s"
+
+
+LOGIN_LIMIT = LoginLimit()
+
+# passlib's pbkdf2_sha512, the scheme Odoo's CryptContext accepts for admin_passwd and for
+# res_users.password; 600000 is Odoo 19's MIN_ROUNDS for user passwords.
 PBKDF2_ROUNDS = 600_000
 
 
@@ -59,62 +109,41 @@ def _ab64(raw: bytes) -> str:
     return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
 
 
-def admin_passwd_hash(password: str, stack: str) -> str:
-    """Hash the master password as passlib's pbkdf2_sha512 for odoo.conf.
+def _pbkdf2_sha512(password: str, label: bytes, stack: str, key: str) -> str:
+    """passlib's pbkdf2_sha512 string with a salt derived from (label, stack, password)
+    under `key`, a secret of the stack (the program passes its SSH private key).
 
-    The salt is derived from the stack and the password, so the same password gives
-    the same file on every run (a random salt would make each `pulumi up` rewrite the
-    config and restart Odoo). The result is still a slow salted hash.
+    Deterministic on purpose: the same password gives the same hash on every run, so a
+    re-run rewrites nothing and restarts nothing (a random salt would change it every
+    `pulumi up`); yet not precomputable: without the key, a guess cannot be hashed ahead
+    of time for a known stack name. Rotating the SSH key re-salts the hashes once (one
+    rewrite and one Odoo restart at the next `up`).
     """
-    if not password:
-        raise SettingsError("setting adminPassword is empty: set a real secret")
-    salt = admin_passwd_salt(password, stack)
+    if not key:
+        raise ValueError("the admin hashes need the stack's secret key material")
+    salt_key = hashlib.sha256(label + b" salt\0" + key.strip().encode()).digest()
+    salt = hmac.new(salt_key, f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
     dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ROUNDS)
     return f"$pbkdf2-sha512${PBKDF2_ROUNDS}${_ab64(salt)}${_ab64(dk)}"
 
 
-def admin_passwd_salt(password: str, stack: str) -> bytes:
-    """The salt `admin_passwd_hash` uses (cheap to compute, unlike the hash)."""
-    return hmac.new(b"odoo-pulumi admin_passwd", f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
+def admin_passwd_hash(password: str, stack: str, *, key: str) -> str:
+    """The master password as odoo.conf's admin_passwd (Odoo's CryptContext verifies it)."""
+    if not password:
+        raise SettingsError("setting adminPassword is empty: set a real secret")
+    return _pbkdf2_sha512(password, b"odoo-pulumi admin_passwd", stack, key)
 
 
-# --- the hash computed once per password, not once per preview ---------------------------
-# 600,000 PBKDF2 rounds take ~0.6 s: more than the rest of the program. The program keeps
-# the last hash as a secret stack output with a keyed digest that ties it to the
-# password (HMAC-SHA256 keyed by the password), reads it back through a reference to its
-# own stack, and reuses it when the digest, the rounds and the salt all match. The digest
-# is as secret as the password itself (a fast check of a guess), so it only ever lives in
-# a secret output, encrypted by the stack's secrets provider like the password in the
-# stack's config. A new password, salt derivation or round count misses the memo and
-# hashes again; the hash itself stays the full-strength PBKDF2.
+def admin_user_hash(password: str, stack: str, *, key: str) -> str:
+    """The administrator user's password as res_users.password holds it.
 
-ADMIN_PASSWD_MEMO_OUTPUT = "admin_passwd_memo"
-
-
-def _memo_check(password: str, hashed: str) -> str:
-    return hmac.new(password.encode(), b"odoo-pulumi admin_passwd memo\0" + hashed.encode(),
-                    hashlib.sha256).hexdigest()
-
-
-def admin_passwd_memo_matches(password: str, stack: str, memo: object) -> bool:
-    """Whether `memo` holds the hash `admin_passwd_hash(password, stack)` would give."""
-    if not isinstance(memo, Mapping) or not isinstance(memo.get("hash"), str) or not isinstance(memo.get("check"), str):
-        return False
-    parts = memo["hash"].split("$")
-    return (
-        len(parts) == 5 and parts[1] == "pbkdf2-sha512" and parts[2] == str(PBKDF2_ROUNDS)
-        and parts[3] == _ab64(admin_passwd_salt(password, stack))
-        and hmac.compare_digest(memo["check"], _memo_check(password, memo["hash"]))
-    )
-
-
-def admin_passwd_hash_memo(password: str, stack: str, memo: object = None) -> tuple[str, dict[str, str]]:
-    """The admin hash and the memo to keep for the next run: the last run's memo when it
-    matches this password and salt, else a freshly computed hash."""
-    if password and admin_passwd_memo_matches(password, stack, memo):
-        return memo["hash"], {"hash": memo["hash"], "check": memo["check"]}  # type: ignore[index]
-    hashed = admin_passwd_hash(password, stack)
-    return hashed, {"hash": hashed, "check": _memo_check(password, hashed)}
+    Odoo 19 verifies res_users.password with passlib's CryptContext(['pbkdf2_sha512',
+    'plaintext']) at MIN_ROUNDS = 600000 (res_users.py): a hash with exactly those rounds
+    verifies and is never "updated" (rehashed) by Odoo, so a re-run finds it unchanged.
+    """
+    if not password:
+        raise SettingsError("setting adminUserPassword is empty: set a real secret")
+    return _pbkdf2_sha512(password, b"odoo-pulumi res_users.password", stack, key)
 
 
 def postgres_tuning_path(s: Settings) -> str:
@@ -135,6 +164,16 @@ def exec_start(s: Settings) -> list[str]:
     if s.odoo_source == "deb":
         return ["/usr/bin/python3", "/usr/bin/odoo", "-c", ODOO_CONF]
     return [f"{VENV_DIR}/bin/python3", f"{SOURCE_DIR}/odoo-bin", "-c", ODOO_CONF]
+
+
+def without_demo_arg(version: str) -> str:
+    """The command-line flag that initialises a database without demo data.
+
+    17.0 and 18.0 take a list of modules (or "all") and load demo data by default; 19.0
+    takes a boolean (demo data is off by default) and warns "invalid boolean value" for
+    "all" (odoo/tools/config.py of each version).
+    """
+    return "--without-demo=all" if version < "19.0" else "--without-demo=True"
 
 
 def _context(s: Settings, z: Sizing, **extra) -> dict:
@@ -171,16 +210,24 @@ def render_odoo_unit(s: Settings, z: Sizing) -> str:
             s, z,
             exec_start=exec_start(s),
             writable_paths=[DATA_DIR],
+            resources_syscalls=ODOO_RESOURCE_SYSCALLS,
+            umask=ODOO_UMASK,
             postgres_unit=f"postgresql@{s.postgres_version}-main.service",
         )
     )
 
 
 def render_nginx_site(s: Settings, z: Sizing, tls: bool) -> str:
+    """The site. With a domain, Odoo gets that name as Host and X-Forwarded-Host (the
+    only name Nginx serves it under); without one, Nginx's normalised $host."""
     return _env.get_template("nginx-site.conf.j2").render(
         _context(
             s, z,
             tls=tls,
+            host_header=s.domain or "$host",
+            login=LOGIN_LIMIT,
+            tls12_ciphers=TLS12_CIPHERS,
+            gzip_types=GZIP_TYPES,
             acme_root=ACME_ROOT,
             cert_dir=f"/etc/letsencrypt/live/{s.domain}" if s.domain else "",
         )
@@ -231,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         raw = read_stack_file(args.stack)
-        s = load_settings(raw, args.stack, secrets_present={"adminPassword", "sshPrivateKey"})
+        s = load_settings(raw, args.stack, secrets_present=set(SECRET_KEYS))
     except SettingsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -23,10 +24,11 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 
 from components import backup
-from components.render import ACME_ROOT, ODOO_CONF, exec_start
+from components.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
 from components.settings import ROOT, Settings
 from components.templating import environment
 
@@ -44,7 +46,17 @@ DATA_BIND_DIRS = (
     ("odoo", "/var/lib/odoo"),
 )
 NGINX_ENABLED = "/etc/nginx/sites-enabled"
+# x_sendfile: Nginx's worker user reads Odoo's filestore through this group (and only
+# the filestore: odoo.conf and the sessions stay odoo's).
+NGINX_USER = "www-data"
+FILESTORE_GROUP = "odoo-filestore"
 HEALTH_TIMEOUT_S = 300
+# The acceptance check (components/acceptance.py, stdlib only) as the health step installs
+# it on the server, where operators can run it too (`sudo odoo-acceptance --help`).
+ACCEPTANCE_SOURCE = ROOT / "components" / "acceptance.py"
+ACCEPTANCE_PATH = "/usr/local/sbin/odoo-acceptance"
+# A cron worker polls every 60-70 s: a scheduled action has run within this wait.
+CRON_WAIT_S = 150
 
 # Odoo's nightly apt repository (odoo-facts.md), one per major version.
 ODOO_KEY_URL = "https://nightly.odoo.com/odoo.key"
@@ -61,6 +73,16 @@ WKHTMLTOPDF_BUILDS = {
 
 BASE_PACKAGES = ("ca-certificates", "curl", "gnupg", "tzdata", "locales", "unattended-upgrades")
 SOURCE_PACKAGES = ("python3-venv", "python3-dev", "build-essential")
+
+# Requirements that pip compiles where no wheel fits the server's Python (Debian 13's
+# 3.13 for Odoo 19's pins: lxml 5.2.1, psycopg2, python-ldap), and the headers each needs:
+# (requirement name, Debian packages). Matched on the name alone, so psycopg2-binary or
+# lxml-html-clean (wheels, no C) do not count.
+REQUIREMENT_BUILD_PACKAGES = (
+    ("psycopg2", ("libpq-dev",)),
+    ("python-ldap", ("libldap2-dev", "libsasl2-dev")),
+    ("lxml", ("libxml2-dev", "libxslt1-dev")),
+)
 
 # Files whose content is secret: a step embedding one is logged nowhere and its script
 # is a secret Output. Checked against ServerFile.secret when the scripts are rendered.
@@ -95,14 +117,21 @@ def plan(s: Settings) -> tuple[Step, ...]:
         Step("nginx", ("base",), site, "Nginx site tested before reload, TLS"),
         Step("backup", ("postgresql", "odoo-install"), backup.FILE_KEYS,
              "odoo-backup, odoo-restore, their config, the nightly timer"),
-        Step("health", ("odoo-config", "nginx"), (), "/web/health 200 and websocket 101 through Nginx"),
+        Step("health", ("odoo-config", "nginx"), (),
+             "odoo-acceptance: login page, asset bundles, default admin refused, websocket, "
+             "workers, cron, journal"),
     ]
     return tuple(steps)
 
 
+# Steps that carry a secret value other than a file: odoo-config sets the administrator
+# user's password hash.
+SECRET_VALUE_STEPS = frozenset({"odoo-config"})
+
+
 def step_embeds_secret(step: Step) -> bool:
-    """Whether the step writes a secret file: its output is then logged nowhere."""
-    return any(k in SECRET_FILE_KEYS for k in step.embeds)
+    """Whether the step carries a secret (a file or a value): its output is logged nowhere."""
+    return step.name in SECRET_VALUE_STEPS or any(k in SECRET_FILE_KEYS for k in step.embeds)
 
 
 def step_is_secret(step: Step) -> bool:
@@ -208,6 +237,7 @@ _env = environment(
     comment_end_string="##}",
 )
 _env.filters["q"] = _quote
+_env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()
 
 
 def _file(f: Any) -> dict[str, str]:
@@ -221,11 +251,50 @@ def _file(f: Any) -> dict[str, str]:
     }
 
 
+def admin_ranges(s: Settings) -> list[str]:
+    """adminCidrs as ufw (and AWS) want them: network addresses, each once, in order."""
+    out: list[str] = []
+    for c in s.admin_cidrs:
+        net = str(ipaddress.ip_network(c, strict=False))
+        if net not in out:
+            out.append(net)
+    return out
+
+
+def permit_root_login(s: Settings) -> str:
+    """sshd's PermitRootLogin: no, unless the deployment itself logs in as root (then
+    keys only: turning root login off would lock the deployment out)."""
+    return "prohibit-password" if s.ssh_user == "root" else "no"
+
+
+def ssh_access_summary(s: Settings) -> str:
+    """What the base step does to SSH access, in one line for the preview."""
+    port = f"{s.port}/tcp"
+    if not s.firewall:
+        fw = "ufw: left alone (firewall off)"
+    elif s.allow_ssh_from_anywhere:
+        fw = f"ufw: SSH {port} open to anyone (allowSshFromAnywhere)"
+    else:
+        fw = (f"ufw: SSH {port} only from {', '.join(admin_ranges(s))}, every other rule opening {port} "
+              "removed (refused if this deployment connects from elsewhere)")
+    root = ("root with keys only (the deployment logs in as root)" if permit_root_login(s) != "no"
+            else "no root login")
+    return (f"{fw}; sshd: /etc/ssh/sshd_config.d/00-odoo-pulumi.conf, keys only (no password, no "
+            f"keyboard-interactive), {root}, once {s.ssh_user}'s own key login is confirmed, checked by sshd -t")
+
+
 def _pip_args(s: Settings) -> list[str]:
-    """pip options: a mirror index, and/or a wheel directory (alone: an offline install)."""
+    """pip options: a mirror index (trusted by name when it is plain HTTP), and/or a
+    wheel directory on the server (alone: an offline install)."""
     args: list[str] = []
     if s.pip_index_url:
         args += ["--index-url", s.pip_index_url]
+        url = urlsplit(s.pip_index_url)
+        if url.scheme == "http":
+            # pip ignores a plain-HTTP index ("not a trusted or secure host") unless told.
+            host = url.hostname or ""
+            host = f"[{host}]" if ":" in host else host
+            args += ["--trusted-host", f"{host}:{url.port}" if url.port else host]
     if s.pip_find_links:
         args += ["--find-links", s.pip_find_links]
         if not s.pip_index_url:
@@ -255,6 +324,39 @@ def _declared_size(s: Settings) -> dict[str, int] | None:
             "cores": s.host_vcpus // s.host_threads_per_core, "memory_mib": s.host_memory_mib}
 
 
+SECRET_TEXT_MIN = 12  # shorter pieces of a secret file ("[options]") give nothing away
+
+
+def secret_texts(step: Step, files: Mapping[str, Any]) -> list[str]:
+    """What the step's output guard must never let through: for every secret file the
+    step writes, its base64 form, each of its lines and each `key = value` value (at
+    least SECRET_TEXT_MIN characters; values that are paths are locations, not secrets,
+    and progress lines name them). Empty for a step without a secret file: such a step
+    prints as before.
+    """
+    out: list[str] = []
+    for key in step.embeds:
+        f = files[key]
+        if not f.secret:
+            continue
+        out.append(_file(f)["b64"])
+        for line in f.content.splitlines():
+            value = line.partition("=")[2].strip()
+            for piece in (line.strip(), "" if value.startswith("/") else value):
+                if len(piece) >= SECRET_TEXT_MIN and piece not in out:
+                    out.append(piece)
+    # Longest first: a line is replaced whole before the value inside it.
+    return sorted(out, key=len, reverse=True)
+
+
+def _guarded_texts(step: Step, files: Mapping[str, Any], admin_user_hash: str) -> list[str]:
+    """secret_texts, plus the administrator's password hash that odoo-config stores."""
+    out = secret_texts(step, files)
+    if step.name == "odoo-config" and out and admin_user_hash not in out:
+        out = sorted([*out, admin_user_hash], key=len, reverse=True)
+    return out
+
+
 def _fingerprint(*parts: str) -> str:
     h = hashlib.sha256()
     for p in parts:
@@ -268,16 +370,22 @@ def _contexts(
     host: str,
     archive_sha256: str | None,
     data_volume_id: str | None,
+    admin_user_hash: str,
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
     ctx: dict[str, dict[str, Any]] = {
         "wait": {"declared": _declared_size(s)},
         "base": {
-            "packages": list(BASE_PACKAGES) + (["ufw"] if s.firewall else []),
+            "packages": list(BASE_PACKAGES) + (["ufw", "python3"] if s.firewall else []),
             "timezone": s.timezone,
             "locale": s.locale,
             "firewall": s.firewall,
-            "firewall_ports": sorted({s.port, 80, 443}),  # s.port: the SSH port
+            "firewall_ports": [80, 443],  # from anywhere; SSH below, from the admin ranges only
+            "ssh_port": s.port,
+            "ssh_from_anywhere": s.allow_ssh_from_anywhere,
+            "admin_cidrs": admin_ranges(s),
+            "ssh_user": s.ssh_user,
+            "permit_root_login": permit_root_login(s),
         },
         "data-volume": {
             "volume_id": data_volume_id or "",
@@ -300,15 +408,23 @@ def _contexts(
             "git_repo": s.odoo_git_repo,
             "git_ref": s.odoo_git_ref,
             "pip_args": _pip_args(s),
+            "build_packages": [[name, list(pkgs)] for name, pkgs in REQUIREMENT_BUILD_PACKAGES],
             "install_wkhtmltopdf": s.install_wkhtmltopdf,
             "wkhtmltopdf_builds": WKHTMLTOPDF_BUILDS,
             "addons_paths": list(s.addons_paths),
+            "filestore": f"{DATA_DIR}/filestore",
+            "filestore_group": FILESTORE_GROUP,
+            "nginx_user": NGINX_USER,
         },
         "odoo-config": {
             "files": [_file(files["odoo.conf"]), _file(files["odoo.service"])],
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
+            "without_demo": without_demo_arg(s.odoo_version),
+            "umask": ODOO_UMASK,
             "conf_path": ODOO_CONF,
+            "admin_login": s.admin_login,
+            "admin_user_hash": admin_user_hash,
         },
         "nginx": {
             "site": _file(files["nginx-site"]),
@@ -318,12 +434,19 @@ def _contexts(
             "domain": s.domain or "",
             "email": s.letsencrypt_email or "",
             "acme_root": ACME_ROOT,
+            "filestore_group": FILESTORE_GROUP,
+            "nginx_user": NGINX_USER,
         },
         "backup": backup.step_context(s, files),
         "health": {
             "domain": s.domain or "",
             "host": host,
             "timeout": HEALTH_TIMEOUT_S,
+            "acceptance": {"path": ACCEPTANCE_PATH, "owner": "root", "group": "root", "mode": "0755",
+                           "b64": base64.b64encode(ACCEPTANCE_SOURCE.read_bytes()).decode()},
+            "database": s.database,
+            "admin_login": s.admin_login,
+            "cron_wait": CRON_WAIT_S,
         },
     }
     return ctx
@@ -334,6 +457,7 @@ def render_scripts(
     files: Mapping[str, Any],
     *,
     host: str,
+    admin_user_hash: str,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
 ) -> dict[str, str]:
@@ -341,7 +465,9 @@ def render_scripts(
 
     `files` is `render.server_files(...)`; `host` is the address health checks by (the
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
-    hash (odooSource archive); `data_volume_id` the EBS volume (target aws).
+    hash (odooSource archive); `data_volume_id` the EBS volume (target aws);
+    `admin_user_hash` is `render.admin_user_hash(adminUserPassword, stack)`, what
+    odoo-config stores as the administrator's password (a secret: odoo-config is one).
     """
     steps = plan(s)
     for step in steps:
@@ -354,8 +480,10 @@ def render_scripts(
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
         raise ValueError("target aws needs the data volume id")
+    if not re.fullmatch(r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash or ""):
+        raise ValueError("admin_user_hash must be a pbkdf2_sha512 hash (render.admin_user_hash), never a password")
 
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id)
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_user_hash)
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}
@@ -366,6 +494,7 @@ def render_scripts(
         if step.name == "health":
             extra["fingerprint"] = "inputs " + _fingerprint(*scripts.values())
         scripts[step.name] = _env.get_template(f"{step.name}.sh.j2").render(
-            step=step.name, stack=s.stack, **ctx[step.name], **extra
+            step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, admin_user_hash),
+            **ctx[step.name], **extra
         )
     return scripts

@@ -11,11 +11,11 @@ The sizing check imports `components.sizing` from the repository: the pack's
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from components.checks import WIDE_SHARE_BITS, wide_ranges
 from components.instance_types import BY_NAME
 from components.sizing import USERS_PER_WORKER, SizingError, size
 
@@ -60,11 +60,9 @@ def ssh_from_anywhere_allowed(environ: Mapping[str, str] = os.environ) -> bool:
 
 
 def _is_world(cidr: Any) -> bool:
-    """0.0.0.0/0, ::/0 or any other spelling of "every address"."""
-    try:
-        return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
-    except ValueError:
-        return False
+    """0.0.0.0/0, ::/0, or any block that alone is (nearly) a whole address family
+    (more than 1/256 of it: components/checks.py); unknown values are not judged."""
+    return bool(wide_ranges([str(cidr)]))
 
 
 def guarded_ports_opened(protocol: Any, from_port: Any, to_port: Any) -> list[int]:
@@ -130,6 +128,45 @@ def validate_no_public_admin_ports(args: Any, report_violation: Report) -> None:
                              [p.get("cidrIpv6")] if p.get("cidrIpv6") else [])
         _check_rule(args.name, p.get("ipProtocol"), p.get("fromPort"), p.get("toPort"),
                     world, report_violation, ssh_allowed)
+
+
+def _ingress_of(resource_type: str, p: Mapping[str, Any]) -> list[tuple[Any, Any, Any, list[str]]]:
+    """(protocol, from, to, CIDR blocks) of every ingress a resource declares."""
+    out = []
+    if resource_type == SG:
+        for rule in p.get("ingress") or []:
+            out.append((rule.get("protocol"), rule.get("fromPort"), rule.get("toPort"),
+                        list(rule.get("cidrBlocks") or []) + list(rule.get("ipv6CidrBlocks") or [])))
+    elif resource_type == SG_RULE and p.get("type") == "ingress":
+        out.append((p.get("protocol"), p.get("fromPort"), p.get("toPort"),
+                    list(p.get("cidrBlocks") or []) + list(p.get("ipv6CidrBlocks") or [])))
+    elif resource_type == SG_INGRESS_RULE:
+        out.append((p.get("ipProtocol"), p.get("fromPort"), p.get("toPort"),
+                    [c for c in (p.get("cidrIpv4"), p.get("cidrIpv6")) if c]))
+    return out
+
+
+def validate_admin_ports_union(args: Any, report_violation: Report) -> None:
+    """The ranges that reach a guarded port, taken together over the stack, are not
+    (nearly) the whole Internet: 0.0.0.0/1 and 128.0.0.0/1 in two rules open SSH to
+    everyone as surely as one 0.0.0.0/0."""
+    ssh_allowed = ssh_from_anywhere_allowed()
+    by_port: dict[int, list[str]] = {}
+    for r in args.resources:
+        for protocol, lo, hi, cidrs in _ingress_of(r.resource_type, r.props):
+            for port in guarded_ports_opened(protocol, lo, hi):
+                by_port.setdefault(port, []).extend(str(c) for c in cidrs if isinstance(c, str))
+    for port, cidrs in sorted(by_port.items()):
+        if port == 22 and ssh_allowed:
+            continue
+        wide = wide_ranges(cidrs)
+        if wide:
+            report_violation(
+                f"port {port} ({GUARDED_PORTS[port]}) is reachable, over all ingress rules of the stack, from "
+                f"{'; '.join(wide)}: more than 1/{2 ** WIDE_SHARE_BITS} of an address family."
+                + (" Set allowSshFromAnywhere: true in the stack if SSH must really face the world." if port == 22
+                   else " Only 80 and 443 may face the Internet.")
+            )
 
 
 def validate_imdsv2(args: Any, report_violation: Report) -> None:
@@ -203,7 +240,7 @@ def validate_instance_fits_users(args: Any, report_violation: Report) -> None:
 
 def policies() -> list:
     """The policies of the pack (imported lazily so that the checks need no pulumi_policy)."""
-    from pulumi_policy import EnforcementLevel, ResourceValidationPolicy
+    from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
     def policy(name: str, fn: Callable) -> ResourceValidationPolicy:
         return ResourceValidationPolicy(
@@ -217,4 +254,8 @@ def policies() -> list:
         policy("encrypted-storage", validate_encrypted_storage),
         policy("data-volume-protected", validate_data_volume_protected),
         policy("instance-fits-users", validate_instance_fits_users),
+        StackValidationPolicy(
+            name="no-public-admin-ports-union", description=(validate_admin_ports_union.__doc__ or "").strip(),
+            validate=validate_admin_ports_union, enforcement_level=EnforcementLevel.MANDATORY,
+        ),
     ]

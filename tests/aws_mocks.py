@@ -28,7 +28,7 @@ from components.aws_server import AwsServer, AwsServerArgs  # noqa: E402
 from components.settings import Settings, load_settings, read_stack_file, sizing_for  # noqa: E402
 
 PROJECT = "odoo-pulumi"
-SECRETS = {"adminPassword", "sshPrivateKey"}
+SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 OUTPUTS = ("public_ip", "instance_id", "instance_type", "data_volume_id", "url",
            "ssh_command", "logs_command", "workers", "sizing_summary")
 

@@ -4,7 +4,7 @@ import pytest
 
 from components.settings import load_settings, read_stack_file, sizing_for
 
-SECRETS = {"adminPassword", "sshPrivateKey"}
+SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 
 
 def stack_settings(stack: str, **over):
@@ -14,7 +14,9 @@ def stack_settings(stack: str, **over):
 
 
 def host_settings(**over):
-    raw = {"users": 15, "target": "host", "host": "10.0.0.5"}
+    raw = {"users": 15, "target": "host", "host": "10.0.0.5", "adminCidrs": ["10.0.0.1/32"]}
+    if str(over.get("firewall", "true")).lower() == "false":
+        raw["adminCidrs"] = []
     raw.update(over)
     return load_settings(raw, "test", SECRETS)
 

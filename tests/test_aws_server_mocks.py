@@ -152,9 +152,16 @@ def test_admin_cidrs_are_normalised_and_deduplicated():
         (22, "203.0.113.0/24", False), (22, "2001:db8::/48", True)]
 
 
-def test_world_admin_cidr_needs_the_explicit_opt_in():
-    """0.0.0.0/0 hidden in adminCidrs is refused: the opt-in is the only way to it."""
-    s = stack_settings("small", adminCidrs=["0.0.0.0/0"])
+@pytest.mark.parametrize("cidrs", [["0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"], ["::/1", "8000::/1"],
+                                   ["203.0.113.0/24", "2000::/4", "3000::/4"]])
+def test_world_admin_cidr_needs_the_explicit_opt_in(cidrs):
+    """The whole Internet in adminCidrs, in one block or split in pieces, is refused by
+    the settings, and by the security group's own plan for any other caller."""
+    import dataclasses
+    from components.settings import SettingsError
+    with pytest.raises(SettingsError, match="allowSshFromAnywhere"):
+        stack_settings("small", adminCidrs=cidrs)
+    s = dataclasses.replace(stack_settings("small"), admin_cidrs=tuple(cidrs))
     with pytest.raises(ValueError, match="allowSshFromAnywhere"):
         ingress_plan(s)
 
@@ -379,7 +386,7 @@ def test_check_architecture_message_names_the_fix():
 def test_args_refuse_the_host_target():
     """AwsServerArgs only accepts aws settings whose sizing matches them."""
     small = stack_settings("small")
-    host = stack_settings("small", target="host", host="192.0.2.10", sshPublicKey="", adminCidrs=[])
+    host = stack_settings("small", target="host", host="192.0.2.10", sshPublicKey="", adminCidrs=["192.0.2.1/32"])
     with pytest.raises(ValueError, match="target=aws"):
         AwsServerArgs(host, sizing_for(host))
     with pytest.raises(ValueError, match="sizing is for"):
@@ -405,13 +412,15 @@ def test_whole_program_hands_the_server_to_provisioning(monkeypatch):
 
     config = {f"odoo-pulumi:{k}": as_config(v) for k, v in read_stack_file("small").items()}
     config["odoo-pulumi:adminPassword"] = "not-a-real-password"
+    config["odoo-pulumi:adminUserPassword"] = "not-a-real-user-password"
     config["odoo-pulumi:sshPrivateKey"] = "-----BEGIN OPENSSH PRIVATE KEY-----\nfake\n-----END OPENSSH PRIVATE KEY-----\n"
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     monkeypatch.chdir(ROOT)
     mocks = FakeAws()
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack="small", preview=False, monitor=monitor)
-    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:sshPrivateKey"])
+    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:adminUserPassword",
+                            "odoo-pulumi:sshPrivateKey"])
     @pulumi.runtime.test
     def program():
         runpy.run_path(str(ROOT / "__main__.py"))

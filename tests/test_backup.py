@@ -590,11 +590,31 @@ FAKE_BOTO3 = {
     "boto3/__init__.py": "from . import session\n",
     "boto3/session.py": """
         import json, os
+        class _Events:
+            def __init__(self):
+                self.handlers = {}
+            def register(self, name, handler):
+                self.handlers.setdefault(name, []).append(handler)
+        class _Meta:
+            def __init__(self):
+                self.events = _Events()
+        class _Request:
+            def __init__(self):
+                self.headers = {}
         class _Client:
             def __init__(self, config):
                 self.config = config
+                self.meta = _Meta()
+            def _signed_headers(self, operation):
+                # What botocore does before signing: the registered hooks see the request.
+                request = _Request()
+                for handler in self.meta.events.handlers.get(f"before-sign.s3.{operation}", []):
+                    handler(request=request, operation_name=operation)
+                return request.headers
             def upload_fileobj(self, fileobj, bucket, key, Config=None):
                 part = Config.kw["multipart_chunksize"]
+                headers = {op: self._signed_headers(op) for op in ("PutObject", "CompleteMultipartUpload",
+                                                                   "UploadPart")}
                 out = os.path.join(os.environ["FAKE_S3"], bucket, key)
                 os.makedirs(os.path.dirname(out), exist_ok=True)
                 sizes = []
@@ -608,7 +628,7 @@ FAKE_BOTO3 = {
                 # S3 refuses parts below 5 MiB but the last: every read but the last is whole.
                 assert all(n == part for n in sizes[:-1]), sizes
                 with open(os.path.join(os.environ["FAKE_S3"], "log"), "a") as log:
-                    log.write(json.dumps({"bucket": bucket, "key": key, "reads": sizes}) + "\\n")
+                    log.write(json.dumps({"bucket": bucket, "key": key, "reads": sizes, "headers": headers}) + "\\n")
         class _Creds:
             pass
         class Session:
@@ -672,3 +692,31 @@ def test_backup_streams_to_s3_manifest_last(pg, site, tmp_path):
     assert session == {"region_name": "eu-west-1", "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
                        "aws_secret_access_key": "abc/def"}
     assert os.listdir(site["DESTINATION"]) == [], "an S3 backup stages nothing locally"
+    # A host's own S3 destination (any S3-compatible store): no conditional header.
+    assert all(e["headers"] == {"PutObject": {}, "CompleteMultipartUpload": {}, "UploadPart": {}} for e in log)
+
+
+@pytest.mark.slow
+def test_backup_to_the_stack_bucket_creates_objects_only_if_new(pg, site, tmp_path):
+    """Issue 11.14: to the aws stack's bucket (S3_WRITE_ONCE=1) every object is created with
+    If-None-Match: * (PutObject and the completion of a multipart upload; parts cannot
+    carry it), which the bucket policy demands: a backup is never overwritten."""
+    fake = tmp_path / "fake"
+    for rel, text in FAKE_BOTO3.items():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text(textwrap.dedent(text))
+    store = tmp_path / "s3"
+    store.mkdir()
+    _make_odoo_database(pg, "shop_once", site["FILESTORE_ROOT"] / "shop_once")
+    conf = site["conf"].read_text().replace(f"DESTINATION={site['DESTINATION']}",
+                                            "DESTINATION=s3://odoo-backups-small-x/small/")
+    site["conf"].write_text(conf + "S3_REGION=eu-west-1\nS3_WRITE_ONCE=1\n")
+    r = _run(pg, site, "odoo-backup", "--database", "shop_once", python=True,
+             extra_env={"PYTHONPATH": str(fake), "FAKE_S3": str(store)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    log = [json.loads(line) for line in (store / "log").read_text().splitlines()]
+    assert len(log) == 4
+    for e in log:
+        assert e["headers"]["PutObject"] == {"If-None-Match": "*"}, e
+        assert e["headers"]["CompleteMultipartUpload"] == {"If-None-Match": "*"}, e
+        assert e["headers"]["UploadPart"] == {}, e

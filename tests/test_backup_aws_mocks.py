@@ -127,7 +127,8 @@ def test_public_access_fully_blocked_and_acls_off(builds):
     own = one(b, "aws:s3/bucketOwnershipControls:BucketOwnershipControls").inputs
     assert own["rule"] == {"objectOwnership": "BucketOwnerEnforced"}
     policy = json.loads(one(b, "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
-    (st,) = policy["Statement"]
+    st, write_once = policy["Statement"]
+    assert write_once["Sid"] == "DenyReplacingBackups"  # see test_backups_are_write_once
     assert st["Effect"] == "Deny" and st["Action"] == "s3:*"
     assert st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert st["Resource"] == [f"arn:aws:s3:::{bucket_id}", f"arn:aws:s3:::{bucket_id}/*"]
@@ -162,17 +163,55 @@ def test_lifecycle_expires_after_the_retention(builds, stack, days):
 
 
 def test_instance_role_may_only_put_under_the_stack_prefix(builds):
-    """The policy on the instance role: PutObject and AbortMultipartUpload on
-    <bucket>/<stack>/* only; no read, list or delete, nothing outside the prefix."""
+    """The policy on the instance role: PutObject (new objects only) and
+    AbortMultipartUpload on <bucket>/<stack>/* only; no read, list or delete, nothing
+    outside the prefix, no KMS right without a KMS key."""
     for stack, b in builds.items():
         rp = one(b, "aws:iam/rolePolicy:RolePolicy")
         assert rp.inputs["role"] == b["role_name"], "attached to the server's role"
         policy = json.loads(rp.inputs["policy"])
-        (st,) = policy["Statement"]
-        assert st["Effect"] == "Allow"
-        assert sorted(st["Action"]) == ["s3:AbortMultipartUpload", "s3:PutObject"]
-        assert st["Resource"] == [f"arn:aws:s3:::{b['bucket_name']}/{stack}/*"]
-        assert "Condition" not in st and "NotAction" not in st and "NotResource" not in st
+        actions = set()
+        for st in policy["Statement"]:
+            assert st["Effect"] == "Allow"
+            assert st["Resource"] == [f"arn:aws:s3:::{b['bucket_name']}/{stack}/*"]
+            assert "NotAction" not in st and "NotResource" not in st
+            actions |= set(st["Action"])
+        assert actions == {"s3:AbortMultipartUpload", "s3:PutObject"}
+
+
+def test_backups_are_write_once(builds):
+    """Issue 11.14: the server may create a backup object only if its key is new
+    (If-None-Match: *; multipart parts are exempt, their completion is not), and the
+    bucket itself denies, to everyone, creating an object under the prefix without it:
+    an existing backup can never be replaced by its server."""
+    b = builds["small"]
+    arn = f"arn:aws:s3:::{b['bucket_name']}"
+    role = json.loads(one(b, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    puts = [st for st in role["Statement"] if "s3:PutObject" in st["Action"]]
+    assert {json.dumps(st["Condition"], sort_keys=True) for st in puts} == {
+        '{"Null": {"s3:if-none-match": "false"}}', '{"Bool": {"s3:ObjectCreationOperation": "false"}}'}
+    bucket_policy = json.loads(one(b, "aws:s3/bucketPolicy:BucketPolicy").inputs["policy"])
+    deny = next(st for st in bucket_policy["Statement"] if st["Sid"] == "DenyReplacingBackups")
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "s3:PutObject"
+    assert deny["Resource"] == [f"{arn}/small/*"]
+    assert deny["Condition"] == {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}}
+
+
+def test_customer_managed_kms_key():
+    """backupKmsKeyArn: SSE-KMS with that key and a bucket key; the role may encrypt with
+    it (and nothing else); without the setting, SSE-S3 and no KMS right."""
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    b = build(stack_settings("small", backupKmsKeyArn=key))
+    e = one(b, "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration").inputs
+    assert e["rules"] == [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": key},
+                           "bucketKeyEnabled": True}]
+    role = json.loads(one(b, "aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    kms = [st for st in role["Statement"] if any(a.startswith("kms:") for a in st["Action"])]
+    assert kms == [{"Sid": "EncryptWithTheBackupKey", "Effect": "Allow",
+                    "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": [key]}]
+    from components.settings import SettingsError
+    with pytest.raises(SettingsError, match="setting backupKmsKeyArn='alias/mine' is invalid: expected a KMS key ARN"):
+        stack_settings("small", backupKmsKeyArn="alias/mine")
 
 
 def test_upload_policy_refuses_a_prefix_that_widens_it():

@@ -443,6 +443,30 @@ def test_other_routes(prefork):
     assert status == 404 and headers["X-Fake-Odoo"] == "1"
 
 
+def test_odoo19_own_headers_and_login_failures(prefork):
+    """What Odoo 19 sends itself (so Nginx must not add it twice): text/javascript with
+    nosniff and a week of cache on static files, X-Frame-Options on the login page; a
+    wrong password logged as Odoo logs it, with the address proxy_mode sees."""
+    port = prefork.opts["http_port"]
+    status, headers, body = http_get(port, "/web/static/lib/luxon/luxon.js")
+    assert status == 200 and headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert headers["Cache-Control"] == "public, max-age=604800" and headers["X-Content-Type-Options"] == "nosniff"
+    assert len(body) > 1024
+    _, headers, _ = http_get(port, "/web/login")
+    assert headers["X-Frame-Options"] == "SAMEORIGIN" and "X-Content-Type-Options" not in headers
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    # The login form (the JSON-RPC login's refusals: tests/test_fake_odoo_admin.py).
+    conn.request("POST", "/web/login", body=b"login=mallory&password=guess",
+                 headers={"Content-Type": "application/x-www-form-urlencoded",
+                          "X-Forwarded-Host": "login.example.com", "X-Forwarded-For": "198.51.100.4"})
+    assert conn.getresponse().status == 200
+    conn.close()
+    deadline = time.monotonic() + 5
+    while "Login failed for login:mallory from 198.51.100.4" not in prefork.text():
+        assert time.monotonic() < deadline, prefork.text()[-2000:]
+        time.sleep(0.1)
+
+
 def test_prefork_process_tree(prefork, cluster):
     """workers = 3, max_cron_threads = 1: exactly 3 HTTP + 1 cron + 1 evented child."""
     kids = children_of(prefork.proc.pid)

@@ -37,6 +37,13 @@ class FakeOpts:
 
 
 @dataclass
+class FakeStackArgs:
+    """Stands in for pulumi_policy.StackValidationArgs (only resources is read)."""
+
+    resources: list
+
+
+@dataclass
 class FakeArgs:
     """Stands in for pulumi_policy.ResourceValidationArgs."""
 
@@ -156,6 +163,48 @@ def test_other_spellings_of_the_world_fail():
         field_ = "cidrIpv6" if ":" in cidr else "cidrIpv4"
         props = {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, field_: cidr}
         assert run(P.validate_no_public_admin_ports, P.SG_INGRESS_RULE, props), cidr
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/1", "128.0.0.0/2", "8000::/1", "2000::/3"])
+def test_one_block_of_nearly_everything_fails(cidr):
+    """Half of IPv4 in one rule is no admin range either (more than 1/256 of a family)."""
+    field_ = "cidrIpv6" if ":" in cidr else "cidrIpv4"
+    props = {"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, field_: cidr}
+    assert run(P.validate_no_public_admin_ports, P.SG_INGRESS_RULE, props), cidr
+
+
+def _stack(*props_list):
+    return FakeStackArgs([FakeArgs(P.SG_INGRESS_RULE, p, f"rule{i}") for i, p in enumerate(props_list)])
+
+
+@pytest.mark.parametrize("pieces", [
+    ["0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/2", "192.0.0.0/2"],
+    ["0.0.0.0/9", "0.128.0.0/9", "1.0.0.0/8"],  # each at most 1/256, together 2/256
+    ["::/2", "4000::/2", "8000::/2", "c000::/2"],
+])
+def test_split_ranges_over_several_rules_fail_as_a_union(pieces, monkeypatch):
+    """Issue 11.1: rules that each look narrow but together cover (nearly) a family fail
+    the stack policy; with the stack's opt-in, SSH may."""
+    rules = [vpc_rule("tcp", 22, 22, **({"v6": c} if ":" in c else {"v4": c})) for c in pieces]
+    found = Violations()
+    P.validate_admin_ports_union(_stack(*rules), found)
+    assert len(found) == 1 and "port 22" in found[0] and "allowSshFromAnywhere" in found[0], found
+    monkeypatch.setenv("PULUMI_CONFIG", SSH_OPT_IN)
+    found = Violations()
+    P.validate_admin_ports_union(_stack(*rules), found)
+    assert found == []
+
+
+def test_union_policy_passes_admin_ranges_and_public_web_ports():
+    found = Violations()
+    P.validate_admin_ports_union(_stack(
+        vpc_rule("tcp", 22, 22, v4="203.0.113.0/24"), vpc_rule("tcp", 22, 22, v6="2001:db8::/32"),
+        vpc_rule("tcp", 80, 80, v4="0.0.0.0/1"), vpc_rule("tcp", 80, 80, v4="128.0.0.0/1"),
+        vpc_rule("tcp", 443, 443, v6="::/0")), found)
+    assert found == []
+    P.validate_admin_ports_union(_stack(vpc_rule("tcp", 5000, 6000, v4="0.0.0.0/1"),
+                                        vpc_rule("tcp", 5432, 5432, v4="128.0.0.0/1")), found)
+    assert len(found) == 1 and "port 5432" in found[0]
 
 
 def test_ssh_opt_in_from_stack_config_allows_only_ssh(monkeypatch):
@@ -287,6 +336,8 @@ def _violations_of(b) -> list[str]:
     for name, r in b.resources.items():
         for fn in CHECKS:
             fn(FakeArgs(r.type, r.inputs, name, FakeOpts(r.protect)), found)
+    stack = FakeStackArgs([FakeArgs(r.type, r.inputs, name) for name, r in b.resources.items()])
+    P.validate_admin_ports_union(stack, found)
     return found
 
 
@@ -300,7 +351,7 @@ def test_ssh_from_anywhere_build_passes_only_with_the_stack_opt_in(monkeypatch):
     """The component opens 22 to the world only with the opt-in; the pack agrees only with it."""
     b = build(stack_settings("small", allowSshFromAnywhere=True))
     v = _violations_of(b)
-    assert len(v) == 2 and all("port 22" in m for m in v)
+    assert len(v) == 3 and all("port 22" in m for m in v)  # two rules, and their union
     monkeypatch.setenv("PULUMI_CONFIG", SSH_OPT_IN)
     assert _violations_of(b) == []
 
@@ -328,7 +379,7 @@ def test_pack_runs_as_the_engine_starts_it():
             assert info.name == "odoo-pulumi"
             assert {p.name for p in info.policies} == {
                 "no-public-admin-ports", "imdsv2-required", "encrypted-storage",
-                "data-volume-protected", "instance-fits-users"}
+                "data-volume-protected", "instance-fits-users", "no-public-admin-ports-union"}
 
             def analyze(typ, props, protect=False):
                 s = struct_pb2.Struct()

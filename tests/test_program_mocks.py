@@ -13,6 +13,7 @@ from components.settings import ROOT, read_stack_file, sizing_for, load_settings
 from tests.aws_mocks import EIP_ADDRESS, FakeAws, RecordingMonitor
 
 PASSWORD = "Plain-Admin-Password-For-Tests-Only"
+USER_PASSWORD = "the administrator user password"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKEKEYMATERIALxyz\n-----END OPENSSH PRIVATE KEY-----\n"
 STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
 
@@ -23,9 +24,9 @@ def as_config(value):
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def run_program(stack, monkeypatch, overrides=None, tmp_path=None):
+def run_program(stack, monkeypatch, overrides=None, tmp_path=None, raw=None, secrets=None, mocks=None):
     """Run __main__.py once; return (exports, resources by name, the fake AWS)."""
-    raw = read_stack_file(stack)
+    raw = dict(read_stack_file(stack) if raw is None else raw)
     raw.update(overrides or {})
     if raw.get("odooSource") == "archive" and tmp_path is not None:
         archive = tmp_path / "odoo.tar.gz"  # a stand-in file: mocks never upload it
@@ -34,15 +35,18 @@ def run_program(stack, monkeypatch, overrides=None, tmp_path=None):
     config = {f"odoo-pulumi:{k}": as_config(v) for k, v in raw.items()
               if not isinstance(v, dict)}  # secure values of a stack file are replaced below
     config["odoo-pulumi:adminPassword"] = PASSWORD
+    config["odoo-pulumi:adminUserPassword"] = USER_PASSWORD
     config["odoo-pulumi:sshPrivateKey"] = PRIVATE_KEY
+    config.update({f"odoo-pulumi:{k}": v for k, v in (secrets or {}).items()})
     exports = {}
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
-    mocks = FakeAws()
+    mocks = FakeAws() if mocks is None else mocks
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack=stack, preview=False, monitor=monitor)
-    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:sshPrivateKey"])
+    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:adminUserPassword",
+                            "odoo-pulumi:sshPrivateKey"])
     resolved = {}
 
     @pulumi.runtime.test
@@ -65,9 +69,11 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
     """Each stack file builds the program and exports what an operator needs."""
     exports, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
     raw = read_stack_file(stack)
-    settings = load_settings(raw, stack, {"adminPassword", "sshPrivateKey"}) if raw.get("odooSource") != "archive" else None
-    for key in ("url", "public_ip", "ssh_command", "logs_command", "instance_type", "workers", "sizing", "health"):
+    settings = load_settings(raw, stack, {"adminPassword", "adminUserPassword", "sshPrivateKey"}) if raw.get("odooSource") != "archive" else None
+    for key in ("url", "public_ip", "ssh_command", "logs_command", "instance_type", "workers", "sizing", "health",
+                "ssh_access"):
         assert key in exports, key
+    assert "sshd" in exports["ssh_access"] and "keys only" in exports["ssh_access"]
     assert exports["logs_command"].endswith("sudo journalctl -u odoo -f")
     types = {r["type"] for r in resources.values()}
     assert "odoo:remote:Provisioning" in types and "command:remote:Command" in types
@@ -84,9 +90,10 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
 def test_no_secret_in_plain_text_in_commands(stack, monkeypatch, tmp_path):
     """The admin password, its hash and the private key never appear in a command
     string (a failing command's error repeats its command)."""
-    from components.render import admin_passwd_hash
+    from components.render import admin_passwd_hash, admin_user_hash
     _, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
-    secrets = [PASSWORD, admin_passwd_hash(PASSWORD, stack), "FAKEKEYMATERIALxyz"]
+    secrets = [PASSWORD, admin_passwd_hash(PASSWORD, stack, key=PRIVATE_KEY), USER_PASSWORD,
+               admin_user_hash(USER_PASSWORD, stack, key=PRIVATE_KEY), "FAKEKEYMATERIALxyz"]
     for name, r in resources.items():
         if r["type"] != "command:remote:Command":
             continue
@@ -104,10 +111,11 @@ def test_bad_setting_stops_before_any_resource(monkeypatch):
 
 def test_plain_text_secret_is_refused(monkeypatch):
     """An admin password stored without --secret is refused by name."""
-    config_secret_keys = ["odoo-pulumi:sshPrivateKey"]  # adminPassword not marked secret
+    config_secret_keys = ["odoo-pulumi:sshPrivateKey", "odoo-pulumi:adminUserPassword"]  # adminPassword not
     raw = read_stack_file("small")
     config = {f"odoo-pulumi:{k}": as_config(v) for k, v in raw.items()}
     config["odoo-pulumi:adminPassword"] = PASSWORD
+    config["odoo-pulumi:adminUserPassword"] = USER_PASSWORD
     config["odoo-pulumi:sshPrivateKey"] = PRIVATE_KEY
     monkeypatch.delenv("PULUMI_CONFIG", raising=False)
     monkeypatch.delenv("PULUMI_CONFIG_SECRET_KEYS", raising=False)
@@ -126,3 +134,21 @@ def test_plain_text_secret_is_refused(monkeypatch):
     finally:
         set_all_config({}, [])
     assert mocks.inputs == {}
+
+
+# --- issue 11: the shared table of bad settings, through the whole program --------------------
+
+from tests.bad_settings import CASES, check_message  # noqa: E402
+from tests.test_settings import local_raw_for  # noqa: E402
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_settings_stop_the_program_before_any_resource(case, monkeypatch, tmp_path):
+    """Each bad setting of the table stops __main__.py with one clear line, before any
+    resource is registered (not even the provisioning component)."""
+    raw = local_raw_for(case, tmp_path)
+    mocks = FakeAws()
+    with pytest.raises(Exception) as e:
+        run_program("local", monkeypatch, raw=raw, secrets=case.secret, mocks=mocks)
+    check_message(case, str(e.value))
+    assert mocks.inputs == {}, f"resources registered before the error: {sorted(mocks.inputs)}"

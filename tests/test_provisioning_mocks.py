@@ -17,7 +17,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from components import steps
 from components import backup
-from components.render import admin_passwd_hash
+from components.render import admin_passwd_hash, admin_user_hash
 from components.render import server_files as render_server_files
 
 
@@ -32,6 +32,7 @@ from tests.conftest import host_settings, stack_settings
 
 PROJECT = "odoo-pulumi"
 ADMIN = "mock admin password"
+USER_PASSWORD = "administrator user password"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nmock-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
 COMMAND = "command:remote:Command"
 COPY = "command:remote:CopyToRemote"
@@ -111,11 +112,12 @@ def build(settings, *, admin=ADMIN, server_id=None, name="odoo") -> dict[str, Re
     @pulumi.runtime.test
     def run():
         files = pulumi.Output.secret(pulumi.Output.from_input(admin).apply(
-            lambda pw: server_files(settings, sizing, admin_passwd_hash(pw, settings.stack))))
+            lambda pw: server_files(settings, sizing, admin_passwd_hash(pw, settings.stack, key="test-key"))))
         aws = settings.target == "aws"
         prov = Provisioning(name, ProvisioningArgs(
             host=EIP if aws else settings.host, settings=settings, sizing=sizing, files=files,
             private_key=pulumi.Output.secret(PRIVATE_KEY),
+            admin_user_hash=pulumi.Output.secret(admin_user_hash(USER_PASSWORD, settings.stack, key="test-key")),
             data_volume_id=VOLUME_ID if aws else None, server_id=server_id,
         ))
         return prov.health.apply(lambda h: out.update(health=h))
@@ -205,24 +207,27 @@ def test_no_secret_in_any_command_string(which, host_build, aws_build):
     """create/update/delete strings show in errors and state: neither the password, its hash nor the key."""
     regs = host_build if which == "host" else aws_build
     s = host_settings() if which == "host" else stack_settings("small")
-    hashed = admin_passwd_hash(ADMIN, s.stack)
+    hashed = admin_passwd_hash(ADMIN, s.stack, key="test-key")
+    user_hash = admin_user_hash(USER_PASSWORD, s.stack, key="test-key")
     for c in commands(regs).values():
         for field in ("create", "update", "delete"):
             text = c.inputs.get(field) or ""
-            for secret in (ADMIN, hashed, "mock-key-material"):
+            for secret in (ADMIN, hashed, USER_PASSWORD, user_hash, "mock-key-material"):
                 assert secret not in text, f"{c.name}.{field}"
 
 
 @pytest.mark.parametrize("which", ["host", "aws"])
 def test_secret_steps_are_secret_and_silent(which, host_build, aws_build):
-    """odoo-config carries odoo.conf: secret stdin, no logs, secret stdout/stderr; others log."""
+    """odoo-config carries odoo.conf: secret stdin and outputs; its progress lines (only
+    those: its output guard) are logged like every other step's (issue 9)."""
     cmds = commands(host_build if which == "host" else aws_build)
     config = cmds["odoo-config"]
     assert "stdin" in config.secret_inputs
-    assert config.inputs["logging"] == "none"
     assert {"stdin", "stdout", "stderr"} <= set(config.secret_outputs)
+    stdin = config.inputs["stdin"]
+    assert "guard_output" in (stdin["value"] if isinstance(stdin, dict) else stdin)
     assert "stdin" in cmds["health"].secret_inputs
-    for name in ("wait", "base", "postgresql", "odoo-install", "nginx", "health"):
+    for name in ("wait", "base", "postgresql", "odoo-install", "odoo-config", "nginx", "health"):
         assert cmds[name].inputs["logging"] == "stdoutAndStderr", name
     for name in ("wait", "base", "postgresql", "odoo-install", "nginx"):
         assert "stdin" not in cmds[name].secret_inputs, f"{name}'s script has no secret: its diff should show"

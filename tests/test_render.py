@@ -34,8 +34,9 @@ def test_odoo_conf_per_version(version):
     assert o["proxy_mode"] == "True" and o["http_interface"] == "127.0.0.1"
     assert o["list_db"] == "False" and o["dbfilter"] == "^odoo$"
     assert o["data_dir"] == "/var/lib/odoo" and o["x_sendfile"] == "True"
-    assert o["db_host"] == "False" and o["db_password"] == "False" and o["db_user"] == "odoo"
-    assert o["logfile"] == "False"
+    assert o["db_user"] == "odoo"
+    for unset in ("db_host", "db_port", "db_password", "logfile"):  # 19.0 warns about "False"
+        assert unset not in o, unset
     assert int(o["workers"]) == z.workers == 8 and int(o["max_cron_threads"]) == 1
     assert int(o["limit_memory_hard"]) == z.limit_memory_hard
     assert int(o["limit_time_real"]) == z.limit_time_real
@@ -56,13 +57,28 @@ def test_addons_path_per_source(tmp_path):
 
 def test_admin_password_hash_is_stable_and_odoo_accepts_it():
     """Same password, same file (no needless restart); passlib (Odoo's checker) verifies it."""
-    h1 = render.admin_passwd_hash("correct horse", "small")
-    assert h1 == render.admin_passwd_hash("correct horse", "small")
-    assert h1 != render.admin_passwd_hash("correct horse", "large")
+    h1 = render.admin_passwd_hash("correct horse", "small", key="stack secret")
+    assert h1 == render.admin_passwd_hash("correct horse", "small", key="stack secret")
+    assert h1 != render.admin_passwd_hash("correct horse", "large", key="stack secret")
     assert h1.startswith("$pbkdf2-sha512$600000$") and "correct horse" not in h1
     ctx = CryptContext(["pbkdf2_sha512", "plaintext"])  # Odoo's own context for admin_passwd
     assert ctx.identify(h1) == "pbkdf2_sha512"
     assert ctx.verify("correct horse", h1) and not ctx.verify("wrong", h1)
+
+
+def test_admin_password_salt_needs_the_stack_secret():
+    """Issue 11.8: knowing the stack name and a guess is not enough to compute the hash
+    ahead of time: the salt depends on a secret of the stack (its SSH private key)."""
+    import hashlib
+    import hmac
+    from passlib.hash import pbkdf2_sha512
+    h = render.admin_passwd_hash("correct horse", "small", key="-----BEGIN KEY-----\nsecret\n")
+    assert h != render.admin_passwd_hash("correct horse", "small", key="another key")
+    # The former public construction (a fixed key known to all) no longer gives this hash.
+    public_salt = hmac.new(b"odoo-pulumi admin_passwd", b"small\0correct horse", hashlib.sha256).digest()[:16]
+    assert h != pbkdf2_sha512.using(salt=public_salt, rounds=render.PBKDF2_ROUNDS).hash("correct horse")
+    with pytest.raises(ValueError):
+        render.admin_passwd_hash("correct horse", "small", key="")
 
 
 def test_odoo_conf_is_secret_and_private(small):
@@ -74,7 +90,7 @@ def test_odoo_conf_is_secret_and_private(small):
 def test_systemd_unit(small):
     s, z = small
     unit = render.render_odoo_unit(s, z)
-    for line in ("User=odoo", "Requires=postgresql.service", "Restart=on-failure",
+    for line in ("User=odoo", "Wants=network-online.target postgresql.service", "Restart=on-failure",
                  "WantedBy=multi-user.target", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  "ProtectHome=yes", "PrivateTmp=yes", "ReadWritePaths=/var/lib/odoo",
                  "ExecStart=/usr/bin/python3 /usr/bin/odoo -c /etc/odoo/odoo.conf"):
@@ -88,7 +104,10 @@ def nginx_locations(site: str) -> dict[str, str]:
 
 def test_nginx_websocket_and_proxy_headers(small):
     """The pitfalls operators hit: websocket to the gevent port with HTTP/1.1 and the
-    upgrade headers; X-Forwarded-* everywhere (proxy_mode needs X-Forwarded-Host)."""
+    upgrade headers; X-Forwarded-* everywhere (proxy_mode needs X-Forwarded-Host).
+    With a domain, Odoo is told that name, never the client's Host header, and the
+    client address Nginx saw, never a client-supplied X-Forwarded-For (Odoo logs it
+    and counts login failures by it)."""
     s, z = small
     site = render.render_nginx_site(s, z, tls=True)
     loc = nginx_locations(site)
@@ -97,11 +116,14 @@ def test_nginx_websocket_and_proxy_headers(small):
     assert "proxy_set_header Upgrade $http_upgrade;" in ws
     assert "proxy_set_header Connection $connection_upgrade;" in ws
     assert "server 127.0.0.1:8072;" in site and "server 127.0.0.1:8069;" in site
-    for name in ("/websocket", "/", "/web/assets/"):
-        for h in ("X-Forwarded-Host $http_host", "X-Forwarded-For $proxy_add_x_forwarded_for",
+    login = next(k for k in loc if "session/authenticate" in k)
+    for name in ("/websocket", "/", login):
+        for h in (f"Host {s.domain}", f"X-Forwarded-Host {s.domain}", "X-Forwarded-For $remote_addr",
                   "X-Forwarded-Proto $scheme", "X-Real-IP $remote_addr"):
             assert f"proxy_set_header {h};" in loc[name], (name, h)
-    assert "internal;" in loc["/web/filestore"] and "alias /var/lib/odoo/filestore;" in loc["/web/filestore"]
+    assert "$http_host" not in site and "$proxy_add_x_forwarded_for" not in site
+    fs = loc["/web/filestore/"]
+    assert "internal;" in fs and "alias /var/lib/odoo/filestore/;" in fs
 
 
 def test_nginx_timeouts_cover_odoo_limit(small):
@@ -116,7 +138,7 @@ def test_nginx_timeouts_cover_odoo_limit(small):
 def test_nginx_tls_site(small):
     s, z = small
     site = render.render_nginx_site(s, z, tls=True)
-    assert "return 301 https://$host$request_uri;" in site
+    assert f"return 301 https://{s.domain}$request_uri;" in site
     assert "Strict-Transport-Security" in site and "proxy_cookie_flags session_id samesite=lax secure;" in site
     assert f"ssl_certificate /etc/letsencrypt/live/{s.domain}/fullchain.pem;" in site
     assert "client_max_body_size 128m;" in site and "gzip on;" in site
@@ -129,6 +151,56 @@ def test_nginx_without_domain_serves_http():
     s = host_settings()
     site = render.render_nginx_site(s, sizing_for(s), tls=False)
     assert "listen 80 default_server;" in site and "443" not in site and "return 301" not in site
+    assert "proxy_set_header Host $host;" in site and "return 444;" not in site
+
+
+def test_nginx_unknown_names_get_nothing(small):
+    """With a domain, a default server closes connections for any other name (444) and
+    refuses TLS handshakes for other SNI names; before the certificate exists too."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    default80 = site.split("listen 80 default_server;")[1].split("\n}")[0]
+    assert "return 444;" in default80
+    default443 = site.split("listen 443 ssl http2 default_server;")[1].split("\n}\n")[0]
+    assert "ssl_reject_handshake on;" in default443 and "ssl_protocols TLSv1.2 TLSv1.3;" in default443
+    acme = render.render_nginx_site(s, z, tls=False)
+    assert "listen 80 default_server;" in acme and "return 444;" in acme and "ssl_reject_handshake" not in acme
+
+
+def test_nginx_tls_profile(small):
+    """TLS 1.2 and 1.3 only, TLS 1.2 with forward-secret AEAD suites only, no stapling
+    (Let's Encrypt runs no OCSP responder), no version in answers."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    assert site.count("ssl_protocols TLSv1.2 TLSv1.3;") == 2
+    ciphers = re.search(r"ssl_ciphers (\S+);", site).group(1).split(":")
+    assert ciphers and all(c.startswith("ECDHE-") and ("GCM" in c or "CHACHA20" in c) for c in ciphers)
+    assert "ssl_stapling" not in site
+    assert site.count("server {") == site.count("server_tokens off;")
+
+
+def test_nginx_login_limits_and_database_manager(small):
+    """The login paths are rate-limited (POST only), the database manager refused,
+    both also behind a language prefix; text/javascript is compressed."""
+    s, z = small
+    site = render.render_nginx_site(s, z, tls=True)
+    loc = nginx_locations(site)
+    login = next(k for k in loc if "session/authenticate" in k)
+    assert "limit_req zone=odoo_login_client burst=4 nodelay;" in loc[login]
+    assert "limit_req zone=odoo_login_address burst=119 nodelay;" in loc[login]
+    assert "limit_req_status 429;" in loc[login]
+    db = next(k for k in loc if "/web/database" in k)
+    assert "return 403;" in loc[db] and "proxy_pass" not in loc[db]
+    pattern = re.compile(db.split(None, 1)[1])
+    for path in ("/web/database/manager", "/fr/web/database/drop", "/web/database"):
+        assert pattern.search(path), path
+    pattern = re.compile(login.split(None, 1)[1])
+    for path in ("/web/login", "/fr_BE/web/login", "/web/login/totp", "/web/session/authenticate",
+                 "/xmlrpc/2/common", "/xmlrpc/common"):
+        assert pattern.search(path), path
+    for path in ("/web/login_successful", "/web", "/odoo", "/jsonrpc"):
+        assert not pattern.search(path), path
+    assert "text/javascript" in re.search(r"gzip_types ([^;]+);", site).group(1).split()
 
 
 def test_postgres_tuning(small):

@@ -27,7 +27,7 @@ def need(tool):
 def rendered(request):
     s = host_settings(users=60) if request.param == "host" else stack_settings(request.param)
     z = sizing_for(s)
-    return s, z, render.server_files(s, z, render.admin_passwd_hash("pw", s.stack))
+    return s, z, render.server_files(s, z, render.admin_passwd_hash("pw", s.stack, key="test-key"))
 
 
 def test_nginx_accepts_the_site(rendered, tmp_path):

@@ -5,12 +5,12 @@ import pytest
 
 from components.settings import (SettingsError, declared_config, load_settings, read_stack_file)
 
-SECRETS = {"adminPassword", "sshPrivateKey"}
+SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests operator@test"
 
 
 def host_raw(**over):
-    raw = {"users": 15, "target": "host", "host": "10.0.0.5"}
+    raw = {"users": 15, "target": "host", "host": "10.0.0.5", "adminCidrs": ["10.0.0.1/32"]}
     raw.update(over)
     return raw
 
@@ -40,7 +40,7 @@ def test_defaults_come_from_pulumi_yaml():
 
 def test_engine_strings_are_coerced():
     """The engine hands every value over as a string; arrays as JSON."""
-    s = load_settings(host_raw(users="60", firewall="false", addonsPaths='["/opt/addons"]'), "t", SECRETS)
+    s = load_settings(host_raw(users="60", firewall="false", adminCidrs="[]", addonsPaths='["/opt/addons"]'), "t", SECRETS)
     assert s.users == 60 and s.firewall is False and s.addons_paths == ("/opt/addons",)
 
 
@@ -58,7 +58,7 @@ def test_engine_strings_are_coerced():
         ({"domain": "not a domain"}, "domain", "host name"),
         ({"domain": "erp.example.com", "letsencryptEmail": "nobody"}, "letsencryptEmail", "e-mail"),
         ({"domain": "erp.example.com"}, "letsencryptEmail", "required with domain"),
-        ({"instanceType": "x1.huge"}, "instanceType", "allowed: t3.small"),
+        ({"instanceType": "x1.huge"}, "instanceType", "types that fit users=15: t4g.medium"),
         ({"instanceType": "t3.small", "users": 150}, "users", "too small"),
         ({"port": 70000}, "port", "1..65535"),
         ({"database": "Odoo-Prod"}, "database", "lowercase"),
@@ -113,8 +113,10 @@ def test_bad_aws_values(over, key, allowed):
 
 def test_unknown_key_is_a_typo_not_ignored():
     """`user: 60` instead of `users: 60` must not silently deploy the default."""
-    with pytest.raises(SettingsError, match="unknown setting.*user in stack.*allowed: .*users"):
+    with pytest.raises(SettingsError, match="unknown setting.*user in stack.*did you mean users?"):
         load_settings(host_raw(user=60), "t", SECRETS)
+    with pytest.raises(SettingsError, match="unknown setting.*zzz in stack.*allowed: .*users"):
+        load_settings(host_raw(zzz=1), "t", SECRETS)
 
 
 def test_missing_users_is_required():
@@ -147,3 +149,104 @@ def test_existing_host_is_sized_as_it_is():
     full = sizing_for(load_settings(host_raw(users=60, hostVcpus=8, hostMemoryMiB=16384,
                                              fullWorkerCount=True), "t", SECRETS))
     assert full.workers == 10 and full.capacity_share_percent == 100
+
+
+# --- issue 11: the shared table of bad settings, through load_settings ---------------------------
+
+from tests.bad_settings import CASES, apply_to_stack_text, check_message  # noqa: E402
+
+
+def local_raw_for(case, tmp_path):
+    """The `local` stack file with the case written in, read as the program reads it."""
+    from components.settings import ROOT
+    (tmp_path / "stacks").mkdir(exist_ok=True)
+    text = apply_to_stack_text(case, (ROOT / "stacks" / "Pulumi.local.yaml").read_text())
+    (tmp_path / "stacks" / "Pulumi.local.yaml").write_text(text)
+    raw = read_stack_file("local", root=tmp_path)
+    archive = tmp_path / "odoo.tar.gz"
+    archive.write_bytes(b"stand-in")
+    raw.setdefault("odooArchive", str(archive))
+    return raw
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_settings_table(case, tmp_path):
+    """Each bad setting of the table: one line naming the key, the value cut, what is allowed."""
+    raw = local_raw_for(case, tmp_path)
+    secrets = {"adminPassword": "a-Strong-Master-Passw0rd-for-tests", **case.secret}
+    with pytest.raises(SettingsError) as e:
+        load_settings(raw, "local", SECRETS, secret_values=secrets)
+    check_message(case, str(e.value))
+
+
+def test_the_local_stack_itself_is_accepted(tmp_path):
+    """The table's base is valid: each case fails for its own reason only."""
+    from tests.bad_settings import Bad
+    raw = local_raw_for(Bad("none", "users", ""), tmp_path)
+    s = load_settings(raw, "local", SECRETS, secret_values={"adminPassword": "a-Strong-Master-Passw0rd-for-tests"})
+    assert s.admin_cidrs == ("10.213.0.1/32",) and s.firewall
+
+
+def test_stack_file_scalars_are_read_as_written(tmp_path):
+    """PyYAML would read `users: 015` as 13 and `firewall: yes` as true; the engine hands
+    the program the text. The stack file reader keeps the text, so both paths agree."""
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "Pulumi.t.yaml").write_text(
+        "config:\n  odoo-pulumi:users: 015\n  odoo-pulumi:firewall: yes\n  odoo-pulumi:adminCidrs: [10.0.0.1/32]\n")
+    raw = read_stack_file("t", root=tmp_path)
+    assert raw == {"users": "015", "firewall": "yes", "adminCidrs": ["10.0.0.1/32"]}
+
+
+@pytest.mark.parametrize("cidrs, wide", [
+    (["0.0.0.0/1", "128.0.0.0/1"], True),
+    (["10.0.0.0/8"], False),  # exactly 1/256: the largest set still taken as admin ranges
+    (["10.0.0.0/8", "11.0.0.0/32"], True),
+    (["203.0.113.0/24", "2001:db8::/32"], False),
+    (["2000::/3"], True),
+    (["::/0"], True),
+    ([], False),
+])
+def test_admin_ranges_are_judged_as_a_union(cidrs, wide):
+    from components.checks import wide_ranges
+    assert bool(wide_ranges(cidrs)) is wide
+
+
+@pytest.mark.parametrize("ref", ["19.0", "main", "refs/heads/19.0", "feature/x-y_z", "0123456789abcdef",
+                                 "v17.0+e"])
+def test_good_git_refs_pass(ref):
+    from components.checks import bad_git_ref
+    assert bad_git_ref(ref) is None
+
+
+@pytest.mark.parametrize("ref", ["-x", "--no-tags", "a..b", "a b", "x.lock", "a/.b", "a/", "a//b", "@", "a@{1}",
+                                 "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "a."])
+def test_bad_git_refs_refused(ref):
+    from components.checks import bad_git_ref
+    assert bad_git_ref(ref)
+
+
+def test_strong_secret_passes_and_no_message_repeats_a_secret():
+    from components.checks import weak_secret
+    assert weak_secret("correct-horse-battery-staple") is None
+    for bad in ("", "admin", "ODOO", "Admin2024!", "passwordpassword", "aaaaaaaaaaaaaaaaaaaa", "abababababababab1"):
+        why = weak_secret(bad)
+        assert why and (not bad or bad.lower() not in why.lower())
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"limit_time_cpu": 1300}, "limitTimeCpu"),
+    ({"limit_time_real_cron": 600}, "limitTimeReal"),
+    ({"limit_memory_soft": 3 << 30}, "limit_memory_soft"),
+    ({"limit_memory_soft_gevent": 3 << 30}, "limit_memory_soft_gevent"),
+    ({"proxy_timeout": 1200}, "limitTimeReal"),
+])
+def test_every_limit_pair_is_cross_checked(change, key):
+    """Issue 11.10: CPU <= wall time <= cron wall time, soft <= hard memory (HTTP and
+    gevent), Nginx's timeouts above Odoo's: whatever sets them (today the sizing derives
+    all but the first two), a crossed pair is refused by name."""
+    import dataclasses
+    from components.settings import check_limit_pairs, sizing_for
+    z = sizing_for(load_settings(host_raw(), "t", SECRETS))
+    check_limit_pairs(z)
+    with pytest.raises(SettingsError, match=f"setting {key}="):
+        check_limit_pairs(dataclasses.replace(z, **change))

@@ -13,7 +13,7 @@ import pytest
 
 from components import steps
 from components import backup
-from components.render import admin_passwd_hash
+from components.render import admin_passwd_hash, admin_user_hash
 from components.render import server_files as render_server_files
 from components.settings import sizing_for
 from tests.conftest import assert_shell_clean, host_settings, stack_settings
@@ -27,7 +27,9 @@ def server_files(s, z, admin):
                                   region="eu-west-1" if aws else None)}
 
 ADMIN = "correct horse battery staple"
-HASH = admin_passwd_hash(ADMIN, "test")
+HASH = admin_passwd_hash(ADMIN, "test", key="test-key")
+USER_PASSWORD = "administrator user password"
+USER_HASH = admin_user_hash(USER_PASSWORD, "test", key="test-key")
 SHA = "0123456789abcdef" * 4
 VOLUME = "vol-0123456789abcdef0"
 
@@ -52,7 +54,7 @@ def aws(**over):
 def render(s, admin_hash=HASH, host_addr="203.0.113.10"):
     files = server_files(s, sizing_for(s), admin_hash)
     return steps.render_scripts(
-        s, files, host=host_addr,
+        s, files, host=host_addr, admin_user_hash=USER_HASH,
         archive_sha256=SHA if s.odoo_source == "archive" else None,
         data_volume_id=VOLUME if s.target == "aws" else None,
     )
@@ -139,7 +141,7 @@ def test_a_secret_file_in_a_public_step_is_refused():
     f = files["nginx-site"]
     files["nginx-site"] = type(f)(f.path, f.content, f.owner, f.group, f.mode, True)
     with pytest.raises(ValueError, match="secret"):
-        steps.render_scripts(s, files, host="x")
+        steps.render_scripts(s, files, host="x", admin_user_hash=USER_HASH)
 
 
 def test_scripts_never_print_file_contents():
@@ -147,7 +149,7 @@ def test_scripts_never_print_file_contents():
     for name, script in render(host_settings()).items():
         assert "set -x" not in script
         for line in script.splitlines():
-            if "base64 -d" in line:
+            if "base64 -d" in line and not line.startswith("mapfile -t SECRET_TEXTS < <("):
                 assert ">" in line and "echo" not in line
 
 
@@ -182,15 +184,15 @@ def test_new_archive_reruns_install_and_config_only(archive):
     """New Odoo code re-runs the install, and odoo-config (which restarts Odoo if the code moved)."""
     s = host(archive)
     files = server_files(s, sizing_for(s), HASH)
-    a = steps.render_scripts(s, files, host="h", archive_sha256="a" * 64)
-    b = steps.render_scripts(s, files, host="h", archive_sha256="b" * 64)
+    a = steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH, archive_sha256="a" * 64)
+    b = steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH, archive_sha256="b" * 64)
     assert {k for k in a if a[k] != b[k]} == {"odoo-install", "odoo-config", "health"}
 
 
 def test_admin_password_change_reruns_only_odoo_config():
     """A new master password rewrites odoo.conf only."""
-    a = render(host_settings(), admin_hash=admin_passwd_hash("one", "test"))
-    b = render(host_settings(), admin_hash=admin_passwd_hash("two", "test"))
+    a = render(host_settings(), admin_hash=admin_passwd_hash("one", "test", key="test-key"))
+    b = render(host_settings(), admin_hash=admin_passwd_hash("two", "test", key="test-key"))
     assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
 
 
@@ -199,7 +201,8 @@ def test_admin_password_change_reruns_only_odoo_config():
 def test_every_script_ends_with_its_changed_line_and_reads_no_stdin():
     """The result line is the contract with the tests; stdin is the script itself."""
     for name, script in render(aws()).items():
-        assert script.rstrip().endswith("step_main </dev/null\nfinish")
+        assert script.rstrip().endswith("step_main </dev/null\nfinish") or (
+            "    step_main </dev/null\n    finish\n) 2>&1 | guard_output" in script), name
         assert f'STEP="{name}"' in script
         assert "set -Eeuo pipefail" in script
         assert "trap 'on_error" in script
@@ -232,14 +235,46 @@ def test_pip_options(archive):
     assert "--find-links /srv/wheels --no-index" in only_links
     both = render(host(archive, pipFindLinks="/srv/wheels", pipIndexUrl="https://pypi.example.com/simple"))["odoo-install"]
     assert "--index-url https://pypi.example.com/simple --find-links /srv/wheels" in both and "--no-index" not in both
+    assert "--trusted-host" not in both
+
+
+def test_an_http_index_is_trusted(archive):
+    """pip ignores an http:// index whose host is not trusted: the whole install then fails."""
+    script = render(host(archive, pipIndexUrl="http://10.213.0.1:8214/abc/simple/"))["odoo-install"]
+    assert "--index-url http://10.213.0.1:8214/abc/simple/ --trusted-host 10.213.0.1:8214" in script
 
 
 def test_firewall_ports_follow_the_ssh_port():
-    """ufw must never lock the operator out: the SSH port in use is always allowed."""
-    script = render(host_settings(port=2222))["base"]
-    assert re.search(r"for port in 80 443 2222; do", script)
+    """80/443 from anywhere; the SSH port in use only from the admin ranges (issue 11.2),
+    after checking that this deployment's own address is in them."""
+    script = render(host_settings(port=2222, adminCidrs=["198.51.100.7/24", "2001:db8::1/64", "198.51.100.0/24"]))["base"]
+    assert re.search(r"for port in 80 443; do", script)
+    assert "local ssh_port=2222 " in script
+    assert "want=(198.51.100.0/24 2001:db8::/64 )" in script  # network addresses, each once
+    body = script.split("step_main() {")[1]
+    assert body.index('address_in_ranges "$client"') < body.index("ufw allow proto tcp from")
+    assert body.index("ufw allow proto tcp from") < body.index("ufw delete $rule")  # add first, then remove
+    anywhere = render(host_settings(adminCidrs=[], allowSshFromAnywhere=True))["base"]
+    assert 'want=("anywhere")' in anywhere and "address_in_ranges \"$client\"" not in anywhere.split(
+        "step_main() {")[1]
     assert "ufw" not in render(host_settings(firewall=False))["base"].split("step_main() {")[1].replace(
         "ufw left alone", "")
+
+
+def test_sshd_hardening_never_locks_out_the_deployment():
+    """Keys only and no root login, unless the deployment logs in as root (then root with
+    keys only); said in one line for the preview."""
+    s = host_settings()
+    base = render(s)["base"]
+    assert "harden_sshd ubuntu no 22" in base
+    assert "PasswordAuthentication no" in base and "PermitRootLogin $permit_root" in base
+    body = base.split("harden_sshd() {")[1]
+    assert (body.index("^Accepted") < body.index("put_text") < body.index("check=$(sshd -t")
+            < body.index("systemctl reload"))
+    root = host_settings(sshUser="root")
+    assert "harden_sshd root prohibit-password 22" in render(root)["base"]
+    assert "only from 10.0.0.1/32" in steps.ssh_access_summary(s) and "no root login" in steps.ssh_access_summary(s)
+    assert "root with keys only" in steps.ssh_access_summary(root)
 
 
 def test_delete_keeps_data_unless_asked():
@@ -279,10 +314,10 @@ def test_aws_needs_the_volume_and_archive_needs_its_hash(archive):
     s = aws()
     files = server_files(s, sizing_for(s), HASH)
     with pytest.raises(ValueError, match="volume"):
-        steps.render_scripts(s, files, host="h")
+        steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH)
     s = host(archive)
     with pytest.raises(ValueError, match="SHA-256"):
-        steps.render_scripts(s, server_files(s, sizing_for(s), HASH), host="h")
+        steps.render_scripts(s, server_files(s, sizing_for(s), HASH), host="h", admin_user_hash=USER_HASH)
 
 
 @pytest.mark.parametrize("variant", ["host", "aws", "deb-domain", "git-wk"])
@@ -328,3 +363,69 @@ def test_archive_hash_is_cached_until_the_file_changes(tmp_path):
     archive.write_bytes(b"second!")
     os.utime(archive, ns=(1, 1))
     assert steps.file_sha256(archive, cache_dir=cache) == hashlib.sha256(b"second!").hexdigest()
+
+
+# --- issue 11.6: a failed secret step never prints a secret --------------------------------------
+
+LEAKY_BODY = r"""{% extends "_step.sh.j2" %}
+{% block body %}
+    # A step gone wrong in every way that could print what it carries.
+    local content_1={{ f.b64 | q }} hash
+    changed "restarted odoo (changed: /etc/odoo/odoo.conf)"
+    echo "raw: $content_1"
+    printf '%s' "$content_1" | base64 -d
+    printf '%s' "$content_1" | base64 -d >&2
+    hash=$(printf '%s' "$content_1" | base64 -d | sed -n 's/^admin_passwd = //p')
+    note "the hash is $hash"
+    note "a value: ${hash:20:45}"
+    doing "writing $(printf '%s' "$content_1" | base64 -d | head -c 400)"
+    false "$content_1"
+{% endblock %}
+"""
+
+
+def _run_as_root_in_private_var_lib(script: str):
+    """Run a step script as root with a private, empty /var/lib (a mount namespace):
+    it writes only there, nothing of this machine is touched."""
+    import os
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare (a private mount namespace)")
+    return subprocess.run(["unshare", "-m", "bash", "-c", "mount -t tmpfs tmpfs /var/lib && exec bash -s"],
+                          input=script, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_failed_secret_step_prints_progress_but_no_secret(guard):
+    """A step that writes odoo.conf and then fails, printing its content in every way:
+    through the output guard the error shows the step's progress and failure lines
+    (what the command provider repeats in its error) and none of the file. Without a
+    guard (a step with no secret file) the same body prints the file: the test bites."""
+    s = host_settings()
+    files = server_files(s, sizing_for(s), HASH)
+    conf = files["odoo.conf"]
+    step = steps.Step("leaky", (), ("odoo.conf",) if guard else ())
+    script = steps._env.from_string(LEAKY_BODY).render(
+        step="leaky", stack=s.stack, f=steps._file(conf), secret_texts=steps.secret_texts(step, files))
+    r = _run_as_root_in_private_var_lib(script)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "odoo-pulumi: leaky: restarted odoo (changed: /etc/odoo/odoo.conf)" in r.stdout
+    assert "odoo-pulumi: leaky: FAILED" in r.stderr
+    leaked = [t for t in (HASH, HASH[40:80], b64(conf.content)[:60], "admin_passwd", "limit_memory_hard = ")
+              if t in out]
+    if guard:
+        assert leaked == [], f"secret text in the output: {leaked}\n{out}"
+        assert "sudo cat /var/lib/odoo-pulumi/log/leaky.log" in r.stderr
+        assert r.stdout.count("\n") <= 4, r.stdout  # progress lines only
+    else:
+        assert leaked, "the unguarded body must leak, or this test proves nothing"
+
+
+def test_only_steps_with_a_secret_file_are_guarded():
+    """The guard is rendered where a secret file rides, and nowhere else (other steps'
+    scripts, and so their re-runs, are unchanged)."""
+    scripts = render(host_settings())
+    guarded = {name for name, script in scripts.items() if "guard_output" in script}
+    assert guarded == {"odoo-config"}

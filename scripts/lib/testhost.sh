@@ -33,6 +33,7 @@ esac
 TH_SUITE=trixie
 TH_PREFIX=24
 TH_REPO_PORT=8213
+TH_WHEEL_PORT=8214
 TH_USER=ubuntu
 TH_HOST_IP=10.213.$TH_SLOT.1
 TH_GUEST_IP=10.213.$TH_SLOT.2
@@ -40,6 +41,8 @@ TH_BRIDGE=odoo-th-br$TH_SLOT
 TH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 TH_CACHE=${ODOO_PULUMI_CACHE:-/var/cache/odoo-pulumi}/testhost
 TH_KEY=$TH_CACHE/ssh/id_ed25519
+# Wheels built by scripts/build-wheels, one PEP 503 index per requirements file.
+TH_WHEELS=${ODOO_PULUMI_CACHE:-/var/cache/odoo-pulumi}/wheels
 TH_KNOWN_HOSTS=$TH_CACHE/ssh/known_hosts
 if [ "$TH_SLOT" = 0 ]; then
     TH_MACHINE=odoo-testhost
@@ -114,6 +117,7 @@ th_live_pid() {
 
 th_nspawn_pid() { th_live_pid nspawn.pid systemd-nspawn; }
 th_http_pid() { th_live_pid http.pid http.server; }
+th_wheels_pid() { th_live_pid wheels.pid http.server; }
 th_is_running() { th_nspawn_pid >/dev/null; }
 
 # TERM a process, wait up to $2 seconds, then KILL it; returns once it is gone.
@@ -262,8 +266,11 @@ th_start_http() {
     local repo pid i
     repo=$(readlink -e "$TH_CACHE/repo") || th_die "no built apt repository: run scripts/testhost-build"
     [ -f "$repo/Packages" ] || th_die "apt repository $repo has no Packages index: run scripts/testhost-build"
+    # Run from inside the repository: testhost-build's prune keeps a repository that a
+    # server's working directory is in (--directory alone leaves the cwd elsewhere, and
+    # another slot's build would remove the repository from under a running host).
     th_daemon "$TH_RUN/http.log" \
-        python3 -m http.server "$TH_REPO_PORT" --bind "$TH_HOST_IP" --directory "$repo"
+        env -C "$repo" python3 -m http.server "$TH_REPO_PORT" --bind "$TH_HOST_IP" --directory "$repo"
     pid=$TH_DAEMON_PID
     echo "$pid" >"$TH_RUN/http.pid"
     for ((i = 0; i < 100; i++)); do
@@ -276,11 +283,31 @@ th_start_http() {
     th_die "the apt repository HTTP server did not answer on $TH_HOST_IP:$TH_REPO_PORT"
 }
 
+# The PEP 503 indexes of scripts/build-wheels (all of them: each under its own key), for
+# pip on the test host: http://10.213.N.1:8214/<key>/simple/. Static files, like the apt
+# repository's, and only on the bridge.
+th_start_wheels() {
+    local pid i
+    mkdir -p "$TH_WHEELS"
+    th_daemon "$TH_RUN/wheels.log" \
+        python3 -m http.server "$TH_WHEEL_PORT" --bind "$TH_HOST_IP" --directory "$TH_WHEELS"
+    pid=$TH_DAEMON_PID
+    echo "$pid" >"$TH_RUN/wheels.pid"
+    for ((i = 0; i < 100; i++)); do
+        if curl -fsS -o /dev/null "http://$TH_HOST_IP:$TH_WHEEL_PORT/" 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || th_die "the wheel index HTTP server exited: $(tail -3 "$TH_RUN/wheels.log")"
+        sleep 0.1
+    done
+    th_die "the wheel index HTTP server did not answer on $TH_HOST_IP:$TH_WHEEL_PORT"
+}
+
 # The host side of the test host's network: a bridge holding 10.213.0.1 and the HTTP
-# server of the apt repository bound to it. Both live from testhost-up to testhost-down,
-# across testhost-stop/start: while the container is stopped, 10.213.0.0/24 stays routed
-# to the (empty) bridge, so connections to the test host fail on this machine instead of
-# following the default route out of it. Idempotent.
+# servers of the apt repository and of the wheel indexes bound to it. They live from
+# testhost-up to testhost-down, across testhost-stop/start: while the container is
+# stopped, 10.213.0.0/24 stays routed to the (empty) bridge, so connections to the test
+# host fail on this machine instead of following the default route out of it. Idempotent.
 th_net_up() {
     if ! ip link show "$TH_BRIDGE" >/dev/null 2>&1; then
         ip link add "$TH_BRIDGE" type bridge || th_die "cannot create the bridge $TH_BRIDGE"
@@ -288,12 +315,15 @@ th_net_up() {
     ip addr replace "$TH_HOST_IP/$TH_PREFIX" dev "$TH_BRIDGE" || th_die "cannot address $TH_BRIDGE"
     ip link set "$TH_BRIDGE" up || th_die "cannot bring $TH_BRIDGE up"
     th_http_pid >/dev/null || th_start_http
+    th_wheels_pid >/dev/null || th_start_wheels
 }
 
 th_net_down() {
     local pid
     if pid=$(th_http_pid); then th_terminate "$pid" 5; fi
     rm -f "$TH_RUN/http.pid"
+    if pid=$(th_wheels_pid); then th_terminate "$pid" 5; fi
+    rm -f "$TH_RUN/wheels.pid"
     if ip link show "$TH_BRIDGE" >/dev/null 2>&1; then
         ip link del "$TH_BRIDGE" || th_die "cannot delete the bridge $TH_BRIDGE"
     fi

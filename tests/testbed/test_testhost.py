@@ -147,6 +147,15 @@ def test_apt_sees_only_the_local_repository(host):
     assert "default" not in host.out("ip route"), "the test host must not route beyond the veth"
 
 
+def test_the_served_repository_is_kept_by_other_builds(host):
+    """testhost-build prunes every repository no server's working directory points at: the
+    one this host's apt uses must be that directory, or another slot's build deletes it
+    (seen: apt-get update 404 in the middle of a `pulumi up`)."""
+    pid = (RUN / "http.pid").read_text().strip()
+    cache = INSTANCE.parent
+    assert Path(f"/proc/{pid}/cwd").resolve() == (cache / "repo").resolve()
+
+
 def test_postgresql_and_nginx_install_and_run(host, installed):
     """The real packages install from the local repository and run under systemd."""
     assert f"{REPO_URL} ./" in host.out("apt-cache policy nginx")
@@ -198,9 +207,42 @@ def test_stop_and_start_keep_the_disk(host, installed):
     assert tcp_open(host.host, 80), "the firewall rules must survive the restart"
 
 
+# A pure-Python package and one that compiles for the test host's Python (no cp313 wheel
+# of MarkupSafe 2.1.5 on PyPI), the way Odoo's lxml==5.2.1 and psycopg2 do.
+TINY_REQUIREMENTS = """\
+six==1.16.0
+MarkupSafe==2.1.5 ; python_version >= '3.12'
+MarkupSafe==2.0.1 ; python_version < '3.12'
+"""
+
+
+def test_wheels_built_here_install_on_the_offline_host(host, installed, tmp_path):
+    """scripts/build-wheels builds, for the test host's Python, the wheels a requirements file
+    needs and serves them on the bridge: pip on the host (no internet) installs from there,
+    honouring the environment markers, and the compiled extension loads."""
+    req = tmp_path / "requirements.txt"
+    req.write_text(TINY_REQUIREMENTS)
+    built = script("build-wheels", str(req), timeout=900)
+    assert built.returncode == 0, f"build-wheels failed:\n{built.stderr[-3000:]}"
+    url = built.stdout.strip().splitlines()[-1].removeprefix("index=")
+    assert re.fullmatch(rf"http://10\.213\.{SLOT}\.1:8214/[0-9a-f]{{16}}/simple/", url), url
+    again = script("build-wheels", str(req), timeout=60)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == f"index={url}", "a current build is reused"
+    host.out(f"cat > /tmp/req.txt <<'EOF'\n{TINY_REQUIREMENTS}EOF")
+    out = host.out("python3 -m venv /tmp/wheels-venv && /tmp/wheels-venv/bin/pip install -q "
+                   f"--index-url {url} --trusted-host 10.213.{SLOT}.1 -r /tmp/req.txt && "
+                   "/tmp/wheels-venv/bin/python -c 'import six, markupsafe, markupsafe._speedups as s; "
+                   "print(six.__version__, markupsafe.__version__, s.__file__)'", timeout=300)
+    six_version, markupsafe_version, speedups = out.split()
+    assert (six_version, markupsafe_version) == ("1.16.0", "2.1.5")
+    assert speedups.endswith(".so"), "the C extension was compiled for the host's Python"
+    # Only the bridge: the index is not served on the machine's other addresses.
+    assert not tcp_open("127.0.0.1", 8214)
+
+
 def test_down_leaves_nothing_behind(host):
     """A test run must not leave a container, a server, a bridge, a veth or a mount behind."""
-    pids = [int((RUN / f).read_text()) for f in ("nspawn.pid", "leader.pid", "http.pid")]
+    pids = [int((RUN / f).read_text()) for f in ("nspawn.pid", "leader.pid", "http.pid", "wheels.pid")]
     veth = (RUN / "veth").read_text().strip()
     r = script("testhost-down", timeout=300)
     assert r.returncode == 0, r.stderr
