@@ -676,13 +676,27 @@ def test_archive_installs_like_the_installer_does(tmp_path):
     assert res.returncode == 0 and res.stdout.strip() == f"{BANNER} 17.0"
 
 
-def test_load_test_office_routes(prefork):
+@pytest.fixture(scope="module")
+def office(cluster, tmp_path_factory):
+    """Prefork over an initialised database, as the load test meets it: Odoo 19 refuses a
+    login to a database that does not exist, so the office routes need `-i base` first."""
+    directory = tmp_path_factory.mktemp("office")
+    conf, opts = write_conf(directory, cluster, workers=3, max_cron_threads=1, proxy_mode=True,
+                            list_db=False, db_name="odoo", dbfilter="^odoo$")
+    init = run_fake("-c", conf, "-d", "odoo", "-i", "base", "--stop-after-init", timeout=120)
+    assert init.returncode == 0, init.stderr
+    server = Running(conf, opts, directory / "odoo.log").wait_ready(expect_children=5)
+    yield server
+    server.stop()
+
+
+def test_load_test_office_routes(office):
     """The routes the load test uses: a JSON-RPC login sets a session cookie that every
     worker accepts, call_kw answers search_read/read/name_search on FAKE data, /web names
     an asset bundle; and `components.loadtest` runs against them on loopback without error."""
     from components import loadtest
 
-    url = f"http://127.0.0.1:{prefork.opts['http_port']}"
+    url = f"http://127.0.0.1:{office.opts['http_port']}"
     s = loadtest.Session(url, 10)
     with pytest.raises(loadtest.OdooError, match="SessionExpired"):
         s.call_kw("res.partner", "search_read", [[]], {"limit": 1})
