@@ -72,7 +72,7 @@ class LoginLimit:
     (`base.login_cooldown_after` 5 failures, `base.login_cooldown_duration` 60 s).
     People behind one NAT address have their own cookies, so they never share it.
     Per address, for clients that drop or forge the cookie: 120 at once, then 1 a
-    second (3,600 an hour), above the whole of the largest office sized here (576
+    second (3,600 an hour), above the whole of the largest office sized here (720
     users) logging in within one hour; each refused attempt spares Odoo a
     600,000-round PBKDF2 check. The server itself (loopback: the health step, local
     monitoring) is never counted.

@@ -82,7 +82,7 @@ CASES = [
         over={"adminCidrs": []}, shown="[]"),
     Bad("host-ranges-without-firewall", "firewall", "enforced by ufw", over={"firewall": "false"}, shown="False"),
     # earlier ones (README, issue 1..10)
-    Bad("users-zero", "users", "allowed 1..576", over={"users": "0"}, shown="0"),
+    Bad("users-zero", "users", "allowed 1..720", over={"users": "0"}, shown="0"),
     Bad("users-word", "users", "whole number", over={"users": "sixty"}, shown="sixty"),
     Bad("odoo-16", "odooVersion", "17.0, 18.0, 19.0", over={"odooVersion": "16.0"}, shown="16.0"),
     Bad("bad-domain", "domain", "host name", over={"domain": "not a domain"}, shown="not a domain"),
