@@ -3,8 +3,8 @@ operator needs. Only wiring lives here; decisions live in components/."""
 
 import pulumi
 
-from components import backup, render
-from components.settings import (PROJECT, SECRET_KEYS, SettingsError, check_stack_file, load_settings,
+from odoo_pulumi import backup, render
+from odoo_pulumi.settings import (PROJECT, SECRET_KEYS, SettingsError, check_stack_file, load_settings,
                                  sizing_for)
 
 
@@ -58,12 +58,12 @@ files = pulumi.Output.secret(
 )
 
 from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402
-from components.steps import ssh_access_summary  # noqa: E402
+from odoo_pulumi.steps import ssh_access_summary  # noqa: E402
 
 if settings.target == "aws":
-    from components.aws_server import AwsServer, AwsServerArgs
+    from components.server import AwsServer, AwsServerArgs
 
-    from components.backup_aws import Backups, BackupsArgs
+    from components.backups import Backups, BackupsArgs
 
     server = AwsServer("server", AwsServerArgs(settings=settings, sizing=sizing))
     backups = Backups("backups", BackupsArgs(settings=settings, role_name=server.role.name))

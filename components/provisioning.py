@@ -1,6 +1,6 @@
 """The remote provisioning as one Pulumi component: a bare server to Odoo behind Nginx.
 
-Each step of `components/steps.py` becomes one `pulumi_command.remote.Command`: `create`
+Each step of `odoo_pulumi/steps.py` becomes one `pulumi_command.remote.Command`: `create`
 is the short fixed command of `steps.create_command` and the step's script arrives on
 stdin, so nothing secret is ever part of a command string (which Pulumi shows in errors).
 Steps that embed a secret file get a secret stdin and secret outputs, and print only
@@ -16,9 +16,9 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 from pulumi_command import remote
 
-from components import steps
-from components.settings import Settings
-from components.sizing import Sizing
+from odoo_pulumi import steps
+from odoo_pulumi.settings import Settings
+from odoo_pulumi.sizing import Sizing
 
 
 @dataclass

@@ -5,7 +5,7 @@ Each `validate_*` function takes pulumi_policy's (args, report_violation) and on
 `args.opts.protect`, so tests call it with small fakes and no engine. `POLICIES` wraps
 them for `PolicyPack` in `__main__.py`.
 
-The sizing check imports `components.sizing` from the repository: the pack's
+The sizing check imports `odoo_pulumi.sizing` from the repository: the pack's
 `__main__.py` puts the repository root on `sys.path` before importing this module.
 """
 
@@ -15,9 +15,9 @@ import json
 import os
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from components.checks import WIDE_SHARE_BITS, wide_ranges
-from components.instance_types import BY_NAME
-from components.sizing import USERS_PER_WORKER, SizingError, size
+from odoo_pulumi.checks import WIDE_SHARE_BITS, wide_ranges
+from odoo_pulumi.instance_types import BY_NAME
+from odoo_pulumi.sizing import USERS_PER_WORKER, SizingError, size
 
 PROJECT = "odoo-pulumi"
 SSH_OPT_IN_KEY = f"{PROJECT}:allowSshFromAnywhere"
@@ -61,7 +61,7 @@ def ssh_from_anywhere_allowed(environ: Mapping[str, str] = os.environ) -> bool:
 
 def _is_world(cidr: Any) -> bool:
     """0.0.0.0/0, ::/0, or any block that alone is (nearly) a whole address family
-    (more than 1/256 of it: components/checks.py); unknown values are not judged."""
+    (more than 1/256 of it: odoo_pulumi/checks.py); unknown values are not judged."""
     return bool(wide_ranges([str(cidr)]))
 
 
@@ -229,7 +229,7 @@ def validate_instance_fits_users(args: Any, report_violation: Report) -> None:
     if itype not in BY_NAME:
         report_violation(
             f"{args.name}: instance type {itype!r} is not in the sizing catalogue "
-            f"(components/instance_types.py); it cannot be checked for {users} users."
+            f"(odoo_pulumi/instance_types.py); it cannot be checked for {users} users."
         )
         return
     try:

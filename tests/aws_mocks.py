@@ -1,6 +1,6 @@
 """Test harness: build `AwsServer` under Pulumi mocks and record what it asked for.
 
-Used by test_aws_server_mocks.py and test_resize_safety.py. One `build()` runs the
+Used by test_server_mocks.py and test_resize_safety.py. One `build()` runs the
 component once (preview=False, so every apply runs) and returns, by logical name, each
 resource's type, inputs and resource options (protect, retain_on_delete,
 ignore_changes, parent), every invoke with its arguments, the component's outputs and
@@ -24,8 +24,8 @@ if str(ROOT) not in sys.path:
 import pulumi  # noqa: E402
 from pulumi.runtime.mocks import MockMonitor  # noqa: E402
 
-from components.aws_server import AwsServer, AwsServerArgs  # noqa: E402
-from components.settings import Settings, load_settings, read_stack_file, sizing_for  # noqa: E402
+from components.server import AwsServer, AwsServerArgs  # noqa: E402
+from odoo_pulumi.settings import Settings, load_settings, read_stack_file, sizing_for  # noqa: E402
 
 PROJECT = "odoo-pulumi"
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from components.settings import load_settings, read_stack_file, sizing_for
+from odoo_pulumi.settings import load_settings, read_stack_file, sizing_for
 
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 

@@ -11,9 +11,9 @@ import re
 import pytest
 from passlib.context import CryptContext
 
-from components import acceptance, backup, steps
-from components.render import admin_passwd_hash, admin_user_hash, server_files
-from components.settings import SettingsError, load_settings, sizing_for
+from odoo_pulumi import acceptance, backup, steps
+from odoo_pulumi.render import admin_passwd_hash, admin_user_hash, server_files
+from odoo_pulumi.settings import SettingsError, load_settings, sizing_for
 from tests.conftest import host_settings
 
 # Odoo 19's res_users._crypt_context() (odoo/addons/base/models/res_users.py), MIN_ROUNDS 600000.

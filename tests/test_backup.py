@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from components import backup, render
-from components.settings import ROOT, sizing_for
+from odoo_pulumi import backup, render
+from odoo_pulumi.settings import ROOT, sizing_for
 from tests.conftest import assert_shell_clean, host_settings, stack_settings
 
 BUCKET = "odoo-backups-small-0a1b2c3"

@@ -693,8 +693,8 @@ def office(cluster, tmp_path_factory):
 def test_load_test_office_routes(office):
     """The routes the load test uses: a JSON-RPC login sets a session cookie that every
     worker accepts, call_kw answers search_read/read/name_search on FAKE data, /web names
-    an asset bundle; and `components.loadtest` runs against them on loopback without error."""
-    from components import loadtest
+    an asset bundle; and `odoo_pulumi.loadtest` runs against them on loopback without error."""
+    from odoo_pulumi import loadtest
 
     url = f"http://127.0.0.1:{office.opts['http_port']}"
     s = loadtest.Session(url, 10)

@@ -1,5 +1,5 @@
 """The FAKE Odoo's administrator user, logins, attachments, asset bundles and cron, and
-the acceptance check (components/acceptance.py) run against it.
+the acceptance check (odoo_pulumi/acceptance.py) run against it.
 
 The fake must behave like Odoo 19 where the product depends on it: after `-i base` the
 administrator is admin/admin until its password is set (as a pbkdf2_sha512 hash in
@@ -19,8 +19,8 @@ import urllib.request
 import pytest
 from passlib.context import CryptContext
 
-from components import acceptance
-from components.render import admin_user_hash
+from odoo_pulumi import acceptance
+from odoo_pulumi.render import admin_user_hash
 from tests.test_fake_odoo import Running, cluster, http_get, run_fake, write_conf  # noqa: F401 (fixture)
 
 DB = "fake_adm"
@@ -59,7 +59,7 @@ def set_admin_password(cluster, password, stack="t"):
 
 
 def acceptance_run(port, *extra, env=None):
-    return subprocess.run([sys.executable, "-m", "components.acceptance", "--http",
+    return subprocess.run([sys.executable, "-m", "odoo_pulumi.acceptance", "--http",
                            "--url", f"http://127.0.0.1:{port}", "--db", DB, *extra],
                           capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
@@ -230,7 +230,7 @@ def test_login_page_without_a_form_or_csrf_is_not_a_login_page():
 def test_acceptance_module_is_stdlib_only_and_runs_alone(tmp_path):
     """It ships to the server as one file: no import of the project or of a third party."""
     import ast
-    from components.acceptance import __file__ as path
+    from odoo_pulumi.acceptance import __file__ as path
     tree = ast.parse(open(path).read())
     roots = {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     roots |= {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from components import loadtest
+from odoo_pulumi import loadtest
 
 
 class StubOdoo(BaseHTTPRequestHandler):

@@ -13,8 +13,8 @@ import subprocess
 
 import pytest
 
-from components import render, steps
-from components.settings import SettingsError, sizing_for
+from odoo_pulumi import render, steps
+from odoo_pulumi.settings import SettingsError, sizing_for
 from tests.conftest import host_settings
 
 ODOO_19_REQUIREMENTS = """\
@@ -36,7 +36,7 @@ def source_settings(tmp_path, **over):
 
 def scripts_for(s):
     files = render.server_files(s, sizing_for(s), "x")
-    from components import backup
+    from odoo_pulumi import backup
     files.update(backup.server_files(s))
     extra = {}
     if "admin_user_hash" in inspect.signature(steps.render_scripts).parameters:  # the admin user's branch

@@ -9,7 +9,7 @@ import pulumi
 import pytest
 from pulumi.runtime.config import set_all_config
 
-from components.settings import ROOT, read_stack_file, sizing_for, load_settings
+from odoo_pulumi.settings import ROOT, read_stack_file, sizing_for, load_settings
 from tests.aws_mocks import EIP_ADDRESS, FakeAws, RecordingMonitor
 
 PASSWORD = "Plain-Admin-Password-For-Tests-Only"
@@ -90,7 +90,7 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
 def test_no_secret_in_plain_text_in_commands(stack, monkeypatch, tmp_path):
     """The admin password, its hash and the private key never appear in a command
     string (a failing command's error repeats its command)."""
-    from components.render import admin_passwd_hash, admin_user_hash
+    from odoo_pulumi.render import admin_passwd_hash, admin_user_hash
     _, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
     secrets = [PASSWORD, admin_passwd_hash(PASSWORD, stack, key=PRIVATE_KEY), USER_PASSWORD,
                admin_user_hash(USER_PASSWORD, stack, key=PRIVATE_KEY), "FAKEKEYMATERIALxyz"]

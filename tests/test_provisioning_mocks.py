@@ -15,10 +15,10 @@ import pulumi
 import pytest
 from pulumi.runtime.mocks import MockMonitor
 
-from components import steps
-from components import backup
-from components.render import admin_passwd_hash, admin_user_hash
-from components.render import server_files as render_server_files
+from odoo_pulumi import steps
+from odoo_pulumi import backup
+from odoo_pulumi.render import admin_passwd_hash, admin_user_hash
+from odoo_pulumi.render import server_files as render_server_files
 
 
 def server_files(s, z, admin):
@@ -27,7 +27,7 @@ def server_files(s, z, admin):
     return {**render_server_files(s, z, admin),
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
-from components.settings import sizing_for
+from odoo_pulumi.settings import sizing_for
 from tests.conftest import host_settings, stack_settings
 
 PROJECT = "odoo-pulumi"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components import render
-from components.settings import sizing_for
+from odoo_pulumi import render
+from odoo_pulumi.settings import sizing_for
 from tests.conftest import host_settings, stack_settings
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ import itertools
 
 import pytest
 
-from components import sizing as sizing_mod
-from components.settings import load_settings, read_stack_file, sizing_for
+from odoo_pulumi import sizing as sizing_mod
+from odoo_pulumi.settings import load_settings, read_stack_file, sizing_for
 from tests.aws_mocks import SECRETS, build, stack_settings
 
 INSTANCE = "aws:ec2/instance:Instance"

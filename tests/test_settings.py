@@ -3,7 +3,7 @@ the setting, the value and what is allowed."""
 
 import pytest
 
-from components.settings import (SettingsError, declared_config, load_settings, read_stack_file)
+from odoo_pulumi.settings import (SettingsError, declared_config, load_settings, read_stack_file)
 
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyForTests operator@test"
@@ -138,7 +138,7 @@ def test_missing_or_plain_secrets():
 
 def test_existing_host_is_sized_as_it_is():
     """target host with its real size: workers follow its vCPUs, PostgreSQL its memory."""
-    from components.settings import sizing_for
+    from odoo_pulumi.settings import sizing_for
     s = load_settings(host_raw(users=60, hostVcpus=4, hostMemoryMiB=8192), "t", SECRETS)
     z = sizing_for(s)
     assert (z.vcpus, z.memory_mib, z.workers, z.instance_type) == (4, 8192, 8, "existing-host")
@@ -158,7 +158,7 @@ from tests.bad_settings import CASES, apply_to_stack_text, check_message  # noqa
 
 def local_raw_for(case, tmp_path):
     """The `local` stack file with the case written in, read as the program reads it."""
-    from components.settings import ROOT
+    from odoo_pulumi.settings import ROOT
     (tmp_path / "stacks").mkdir(exist_ok=True)
     text = apply_to_stack_text(case, (ROOT / "stacks" / "Pulumi.local.yaml").read_text())
     (tmp_path / "stacks" / "Pulumi.local.yaml").write_text(text)
@@ -207,26 +207,26 @@ def test_stack_file_scalars_are_read_as_written(tmp_path):
     ([], False),
 ])
 def test_admin_ranges_are_judged_as_a_union(cidrs, wide):
-    from components.checks import wide_ranges
+    from odoo_pulumi.checks import wide_ranges
     assert bool(wide_ranges(cidrs)) is wide
 
 
 @pytest.mark.parametrize("ref", ["19.0", "main", "refs/heads/19.0", "feature/x-y_z", "0123456789abcdef",
                                  "v17.0+e"])
 def test_good_git_refs_pass(ref):
-    from components.checks import bad_git_ref
+    from odoo_pulumi.checks import bad_git_ref
     assert bad_git_ref(ref) is None
 
 
 @pytest.mark.parametrize("ref", ["-x", "--no-tags", "a..b", "a b", "x.lock", "a/.b", "a/", "a//b", "@", "a@{1}",
                                  "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "a."])
 def test_bad_git_refs_refused(ref):
-    from components.checks import bad_git_ref
+    from odoo_pulumi.checks import bad_git_ref
     assert bad_git_ref(ref)
 
 
 def test_strong_secret_passes_and_no_message_repeats_a_secret():
-    from components.checks import weak_secret
+    from odoo_pulumi.checks import weak_secret
     assert weak_secret("correct-horse-battery-staple") is None
     for bad in ("", "admin", "ODOO", "Admin2024!", "passwordpassword", "aaaaaaaaaaaaaaaaaaaa", "abababababababab1"):
         why = weak_secret(bad)
@@ -245,7 +245,7 @@ def test_every_limit_pair_is_cross_checked(change, key):
     gevent), Nginx's timeouts above Odoo's: whatever sets them (today the sizing derives
     all but the first two), a crossed pair is refused by name."""
     import dataclasses
-    from components.settings import check_limit_pairs, sizing_for
+    from odoo_pulumi.settings import check_limit_pairs, sizing_for
     z = sizing_for(load_settings(host_raw(), "t", SECRETS))
     check_limit_pairs(z)
     with pytest.raises(SettingsError, match=f"setting {key}="):

@@ -11,11 +11,11 @@ import re
 
 import pytest
 
-from components import steps
-from components import backup
-from components.render import admin_passwd_hash, admin_user_hash
-from components.render import server_files as render_server_files
-from components.settings import sizing_for
+from odoo_pulumi import steps
+from odoo_pulumi import backup
+from odoo_pulumi.render import admin_passwd_hash, admin_user_hash
+from odoo_pulumi.render import server_files as render_server_files
+from odoo_pulumi.settings import sizing_for
 from tests.conftest import assert_shell_clean, host_settings, stack_settings
 
 

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from components import steps
-from components.settings import ROOT
+from odoo_pulumi import steps
+from odoo_pulumi.settings import ROOT
 from tests.remote.test_steps_on_testhost import (  # noqa: F401 (testhost and archive are fixtures)
     ADMIN_USER_PASSWORD, USER_HASH, archive, render, run_all, run_step, settings_for, testhost,
 )

@@ -22,9 +22,9 @@ import time
 
 import pytest
 
-from components import backup, steps
-from components.render import admin_passwd_hash, server_files
-from components.settings import load_settings, sizing_for
+from odoo_pulumi import backup, steps
+from odoo_pulumi.render import admin_passwd_hash, server_files
+from odoo_pulumi.settings import load_settings, sizing_for
 from tests.remote.test_steps_on_testhost import ADMIN_PASSWORD, SECRETS, USER_HASH, StepRun, run_step, testhost  # noqa: F401
 
 pytestmark = pytest.mark.drill

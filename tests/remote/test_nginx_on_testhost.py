@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from components import steps
+from odoo_pulumi import steps
 from tests.remote.test_steps_on_testhost import (  # noqa: F401 (fixtures)
     archive, render, run_all, run_step, settings_for, testhost,
 )

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from components import steps
-from components import backup
-from components.render import admin_passwd_hash, admin_user_hash
-from components.render import server_files as render_server_files
+from odoo_pulumi import steps
+from odoo_pulumi import backup
+from odoo_pulumi.render import admin_passwd_hash, admin_user_hash
+from odoo_pulumi.render import server_files as render_server_files
 
 
 def server_files(s, z, admin):
@@ -33,7 +33,7 @@ def server_files(s, z, admin):
     return {**render_server_files(s, z, admin),
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
-from components.settings import ROOT, load_settings, sizing_for
+from odoo_pulumi.settings import ROOT, load_settings, sizing_for
 
 pytestmark = pytest.mark.e2e
 
@@ -382,7 +382,7 @@ def test_loadtest_against_the_fake_odoo(testhost, provisioned, tmp_path):
     users log in once and run the office mix, the run stops by itself after warm-up +
     duration, the server's CPU and Odoo's memory come over SSH, the report, its verdict
     and the plot are written. (Real Odoo figures: docs/real-odoo.md.)"""
-    from components import loadtest
+    from odoo_pulumi import loadtest
 
     out = tmp_path / "loadtest"
     argv = ["--url", f"http://{testhost.host}", "--users", "2,4", "--warmup", "2", "--duration", "6",

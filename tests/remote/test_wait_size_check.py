@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import steps
+from odoo_pulumi import steps
 from tests.remote.test_steps_on_testhost import (  # noqa: F401 (testhost is a fixture)
     ADMIN_PASSWORD, archive, render, run_step, settings_for, testhost,
 )

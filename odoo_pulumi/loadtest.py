@@ -1,6 +1,6 @@
 """Load test: does this server hold N office users at a p95 below the target?
 
-`python -m components.loadtest --url https://erp.example.com --users 8,16,32` (or
+`python -m odoo_pulumi.loadtest --url https://erp.example.com --users 8,16,32` (or
 `make loadtest URL=... USERS=8,16,32`) simulates N users of Odoo's web client through
 its JSON-RPC routes: each logs in once (`/web/session/authenticate`), then works like
 an office user with a think time between actions (open the partner list, read one
@@ -582,7 +582,7 @@ def parse_users(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m components.loadtest", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m odoo_pulumi.loadtest", description=__doc__.splitlines()[0])
     ap.add_argument("--url", required=True, help="the server's address, e.g. https://erp.example.com")
     ap.add_argument("--users", type=parse_users, required=True, help="simulated users: 8, or 4,8,16 to step")
     ap.add_argument("--duration", type=float, default=60, help="measured seconds per step (default 60)")

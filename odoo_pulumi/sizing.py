@@ -1,7 +1,7 @@
 """Sizing: from the number of concurrent users to every number of the server.
 
 Pure and deterministic (no Pulumi import) so that an operator can ask before deploying
-(`python -m components.sizing --users 60`) and tests can sweep every user count.
+(`python -m odoo_pulumi.sizing --users 60`) and tests can sweep every user count.
 
 The rules are Odoo's own (deploy guide): one HTTP worker serves about 6 concurrent
 users; a server runs at most 2 x CPU cores + 1 worker processes, cron workers included
@@ -21,7 +21,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass, field
 
-from components.instance_types import BY_NAME, CATALOGUE, InstanceType
+from odoo_pulumi.instance_types import BY_NAME, CATALOGUE, InstanceType
 
 # --- Odoo's rules of thumb (deploy guide) -------------------------------------------
 USERS_PER_WORKER = 6
@@ -470,7 +470,7 @@ def size(
     )
 
 
-# --- the operator's question: python -m components.sizing --users 60 ----------------------
+# --- the operator's question: python -m odoo_pulumi.sizing --users 60 ----------------------
 
 
 def format_table(s: Sizing) -> str:
@@ -498,7 +498,7 @@ def format_table(s: Sizing) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components.sizing", description="Explain the server sizing for N users."
+        prog="python -m odoo_pulumi.sizing", description="Explain the server sizing for N users."
     )
     parser.add_argument("--users", type=int, required=True, help="concurrent users")
     parser.add_argument("--users-per-worker", type=int, default=USERS_PER_WORKER)

@@ -25,10 +25,10 @@ from typing import Iterable, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.checks import wide_ranges
-from components.instance_types import BY_NAME
-from components.settings import PROJECT, Settings
-from components.sizing import Sizing
+from odoo_pulumi.checks import wide_ranges
+from odoo_pulumi.instance_types import BY_NAME
+from odoo_pulumi.settings import PROJECT, Settings
+from odoo_pulumi.sizing import Sizing
 
 TYPE_TOKEN = "odoo:aws:Server"
 

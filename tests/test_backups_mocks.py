@@ -15,16 +15,16 @@ from typing import Any
 import pulumi
 import pytest
 
-from components import backup
-from components.aws_server import AwsServer, AwsServerArgs
-from components.backup_aws import (
+from odoo_pulumi import backup
+from components.server import AwsServer, AwsServerArgs
+from components.backups import (
     DLM_SERVICE_POLICY_ARN,
     Backups,
     BackupsArgs,
     bucket_name_prefix,
     upload_policy,
 )
-from components.settings import sizing_for
+from odoo_pulumi.settings import sizing_for
 from tests.aws_mocks import PROJECT, FakeAws, Recorded, RecordingMonitor, stack_settings
 from tests.conftest import host_settings
 
@@ -209,7 +209,7 @@ def test_customer_managed_kms_key():
     kms = [st for st in role["Statement"] if any(a.startswith("kms:") for a in st["Action"])]
     assert kms == [{"Sid": "EncryptWithTheBackupKey", "Effect": "Allow",
                     "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": [key]}]
-    from components.settings import SettingsError
+    from odoo_pulumi.settings import SettingsError
     with pytest.raises(SettingsError, match="setting backupKmsKeyArn='alias/mine' is invalid: expected a KMS key ARN"):
         stack_settings("small", backupKmsKeyArn="alias/mine")
 

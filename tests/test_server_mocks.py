@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.aws_mocks import AMI_BY_ARCH, DEFAULT_VPC, EIP_ADDRESS, build, stack_settings
-from components.aws_server import (
+from components.server import (
     CANONICAL_OWNER,
     ArchitectureChangeError,
     AwsServerArgs,
@@ -17,7 +17,7 @@ from components.aws_server import (
     ingress_plan,
     pick_subnet,
 )
-from components.settings import sizing_for
+from odoo_pulumi.settings import sizing_for
 
 INSTANCE = "aws:ec2/instance:Instance"
 VOLUME = "aws:ebs/volume:Volume"
@@ -158,7 +158,7 @@ def test_world_admin_cidr_needs_the_explicit_opt_in(cidrs):
     """The whole Internet in adminCidrs, in one block or split in pieces, is refused by
     the settings, and by the security group's own plan for any other caller."""
     import dataclasses
-    from components.settings import SettingsError
+    from odoo_pulumi.settings import SettingsError
     with pytest.raises(SettingsError, match="allowSshFromAnywhere"):
         stack_settings("small", adminCidrs=cidrs)
     s = dataclasses.replace(stack_settings("small"), admin_cidrs=tuple(cidrs))
@@ -402,7 +402,7 @@ def test_whole_program_hands_the_server_to_provisioning(monkeypatch):
     import pulumi
     from pulumi.runtime.config import set_all_config
 
-    from components.settings import ROOT, read_stack_file
+    from odoo_pulumi.settings import ROOT, read_stack_file
     from tests.aws_mocks import FakeAws, RecordingMonitor
 
     def as_config(value):

@@ -2,7 +2,7 @@
 
 Python decides (paths, ports, which options a version knows); the Jinja2 templates in
 `templates/` only format. Pure: the same call gives the same bytes, so Pulumi sees a
-change only when a decision changed. `python -m components.render --stack small --out
+change only when a decision changed. `python -m odoo_pulumi.render --stack small --out
 DIR` is the operator's dry run: every file at its absolute path under DIR, secrets
 replaced by a visible placeholder.
 """
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from components.settings import SECRET_KEYS, Settings, SettingsError, load_settings, read_stack_file, sizing_for
-from components.sizing import Sizing
-from components.templating import environment, managed_header
+from odoo_pulumi.settings import SECRET_KEYS, Settings, SettingsError, load_settings, read_stack_file, sizing_for
+from odoo_pulumi.sizing import Sizing
+from odoo_pulumi.templating import environment, managed_header
 
 HTTP_PORT = 8069
 GEVENT_PORT = 8072
@@ -270,7 +270,7 @@ def write_tree(files: dict[str, ServerFile], out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m components.render",
+        prog="python -m odoo_pulumi.render",
         description="Write every server file of a stack under DIR, secrets as placeholders.",
     )
     parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     z = sizing_for(s)
-    from components import backup  # backup renders with render's helpers: import late
+    from odoo_pulumi import backup  # backup renders with render's helpers: import late
 
     files = {**server_files(s, z, SECRET_PLACEHOLDER),
              **backup.server_files(s, **({"bucket": DRY_RUN_BUCKET, "region": "eu-west-1"}

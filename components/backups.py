@@ -18,7 +18,7 @@ it, and (optionally) daily EBS snapshots of the data volume.
   daily snapshot of the data volume, found by its Name tag, kept `backupRetentionDays`.
 
 The pure helpers hold the decisions so that tests can read them without an engine;
-`components/backup.py` renders what the server needs from the bucket name and region.
+`odoo_pulumi/backup.py` renders what the server needs from the bucket name and region.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 
-from components.backup import backup_prefix
-from components.settings import PROJECT, Settings
+from odoo_pulumi.backup import backup_prefix
+from odoo_pulumi.settings import PROJECT, Settings
 
 TYPE_TOKEN = "odoo:aws:Backups"
 

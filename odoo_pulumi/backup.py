@@ -12,7 +12,7 @@ same files. Five files land on the server, installed by the `backup` step
 - `/etc/odoo/backup.conf`: where backups go and how long they stay (root 0600: it holds
   S3 credentials when the stack gives some).
 
-The destination is decided here: on `aws` the stack's own bucket (`backup_aws.py`)
+The destination is decided here: on `aws` the stack's own bucket (`components/backups.py`)
 under the prefix `<stack>/`, reached with the instance role; on `host` the
 `backupDestination` setting, a directory on the server or an `s3://bucket/prefix` URL.
 """
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 
-from components.render import DATA_DIR, ServerFile
-from components.settings import ROOT, SHARED_DIRECTORIES, Settings
-from components.templating import environment, managed_header
+from odoo_pulumi.render import DATA_DIR, ServerFile
+from odoo_pulumi.settings import ROOT, SHARED_DIRECTORIES, Settings
+from odoo_pulumi.templating import environment, managed_header
 
 RESTORE_SOURCE = ROOT / "templates" / "backup" / "odoo-restore"  # scripts/restore links here
 
@@ -117,7 +117,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
 def destination(s: Settings, bucket: Optional[str] = None, region: Optional[str] = None) -> Destination:
     """The destination these settings ask for.
 
-    target aws: `bucket` (the stack's bucket, from backup_aws.Backups) is required and
+    target aws: `bucket` (the stack's bucket, from components.backups.Backups) is required and
     backups go under `<stack>/`. target host: `backupDestination`; `bucket` must not be
     given (the stack creates no bucket there).
     """
@@ -167,7 +167,7 @@ def conf_values(s: Settings, dest: Destination, credentials: Optional[S3Credenti
     if dest.region:
         values["S3_REGION"] = dest.region
     if s.target == "aws":
-        values["S3_WRITE_ONCE"] = "1"  # the stack's bucket enforces If-None-Match (backup_aws.py)
+        values["S3_WRITE_ONCE"] = "1"  # the stack's bucket enforces If-None-Match (components/backups.py)
     if credentials is not None:
         values["S3_ACCESS_KEY_ID"] = credentials.access_key_id
         values["S3_SECRET_ACCESS_KEY"] = credentials.secret_access_key
@@ -229,7 +229,7 @@ def server_files(
 ) -> dict[str, ServerFile]:
     """The backup's files on the server, keyed like render.server_files (merge the two).
 
-    `bucket`/`region`: the stack's bucket (target aws, from backup_aws.Backups).
+    `bucket`/`region`: the stack's bucket (target aws, from components.backups.Backups).
     `credentials`: an access key for an s3:// backupDestination on target host; without
     one, odoo-backup uses what boto3 finds (an instance role, or the shared credentials
     file /etc/odoo/backup-s3.credentials the operator put there).
@@ -252,7 +252,7 @@ def step_context(s: Settings, files: Mapping[str, Any]) -> dict[str, Any]:
     the destination is read back from backup.conf's own decision, so that the step and
     the file can never disagree.
     """
-    from components.steps import _file  # the same encoding as every other step's files
+    from odoo_pulumi.steps import _file  # the same encoding as every other step's files
 
     missing = [k for k in FILE_KEYS if k not in files]
     if missing:
@@ -275,9 +275,9 @@ def step_context(s: Settings, files: Mapping[str, Any]) -> dict[str, Any]:
 def render_step(s: Settings, files: Mapping[str, Any]) -> str:
     """The `backup` step's script, rendered with the other steps' environment.
 
-    components/steps.py does the same once the step is in its plan; until then the
+    odoo_pulumi/steps.py does the same once the step is in its plan; until then the
     drill (tests/remote/test_backup_drill.py) runs this.
     """
-    from components import steps
+    from odoo_pulumi import steps
 
     return steps._env.get_template("backup.sh.j2").render(step="backup", stack=s.stack, **step_context(s, files))

@@ -19,8 +19,8 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from components import checks, sizing
-from components.instance_types import BY_NAME
+from odoo_pulumi import checks, sizing
+from odoo_pulumi.instance_types import BY_NAME
 
 PROJECT = "odoo-pulumi"
 ROOT = Path(__file__).resolve().parent.parent
@@ -500,7 +500,7 @@ def _check_instance_type(v: dict[str, Any]) -> None:
         fits.append(t.name)
         if len(fits) == 4:
             break
-    hint = f"types that fit users={v['users']}: {', '.join(fits)}" if fits else "see components/instance_types.py"
+    hint = f"types that fit users={v['users']}: {', '.join(fits)}" if fits else "see odoo_pulumi/instance_types.py"
     raise _fail("instanceType", name, f"not in the catalogue; {hint} (or leave it empty for the cheapest)")
 
 

@@ -27,10 +27,10 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 
-from components import backup
-from components.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
-from components.settings import ROOT, Settings
-from components.templating import environment
+from odoo_pulumi import backup
+from odoo_pulumi.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
+from odoo_pulumi.settings import ROOT, Settings
+from odoo_pulumi.templating import environment
 
 TEMPLATES = ROOT / "templates" / "scripts"
 
@@ -51,9 +51,9 @@ NGINX_ENABLED = "/etc/nginx/sites-enabled"
 NGINX_USER = "www-data"
 FILESTORE_GROUP = "odoo-filestore"
 HEALTH_TIMEOUT_S = 300
-# The acceptance check (components/acceptance.py, stdlib only) as the health step installs
+# The acceptance check (odoo_pulumi/acceptance.py, stdlib only) as the health step installs
 # it on the server, where operators can run it too (`sudo odoo-acceptance --help`).
-ACCEPTANCE_SOURCE = ROOT / "components" / "acceptance.py"
+ACCEPTANCE_SOURCE = ROOT / "odoo_pulumi" / "acceptance.py"
 ACCEPTANCE_PATH = "/usr/local/sbin/odoo-acceptance"
 # A cron worker polls every 60-70 s: a scheduled action has run within this wait.
 CRON_WAIT_S = 150
