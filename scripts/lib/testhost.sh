@@ -273,34 +273,31 @@ th_start_http() {
         env -C "$repo" python3 -m http.server "$TH_REPO_PORT" --bind "$TH_HOST_IP" --directory "$repo"
     pid=$TH_DAEMON_PID
     echo "$pid" >"$TH_RUN/http.pid"
+    th_wait_http "http://$TH_HOST_IP:$TH_REPO_PORT/Release" "$pid" "the apt repository" "$TH_RUN/http.log"
+}
+
+# Wait until a server this script started answers URL; stop with its log's tail if it exits.
+th_wait_http() {
+    local url=$1 pid=$2 what=$3 log=$4 i
     for ((i = 0; i < 100; i++)); do
-        if curl -fsS -o /dev/null "http://$TH_HOST_IP:$TH_REPO_PORT/Release" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || th_die "the apt repository HTTP server exited: $(tail -3 "$TH_RUN/http.log")"
+        curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || th_die "$what HTTP server exited: $(tail -3 "$log")"
         sleep 0.1
     done
-    th_die "the apt repository HTTP server did not answer on $TH_HOST_IP:$TH_REPO_PORT"
+    th_die "$what HTTP server did not answer on $url"
 }
 
 # The PEP 503 indexes of scripts/build-wheels (all of them: each under its own key), for
 # pip on the test host: http://10.213.N.1:8214/<key>/simple/. Static files, like the apt
 # repository's, and only on the bridge.
 th_start_wheels() {
-    local pid i
+    local pid
     mkdir -p "$TH_WHEELS"
     th_daemon "$TH_RUN/wheels.log" \
         python3 -m http.server "$TH_WHEEL_PORT" --bind "$TH_HOST_IP" --directory "$TH_WHEELS"
     pid=$TH_DAEMON_PID
     echo "$pid" >"$TH_RUN/wheels.pid"
-    for ((i = 0; i < 100; i++)); do
-        if curl -fsS -o /dev/null "http://$TH_HOST_IP:$TH_WHEEL_PORT/" 2>/dev/null; then
-            return 0
-        fi
-        kill -0 "$pid" 2>/dev/null || th_die "the wheel index HTTP server exited: $(tail -3 "$TH_RUN/wheels.log")"
-        sleep 0.1
-    done
-    th_die "the wheel index HTTP server did not answer on $TH_HOST_IP:$TH_WHEEL_PORT"
+    th_wait_http "http://$TH_HOST_IP:$TH_WHEEL_PORT/" "$pid" "the wheel index" "$TH_RUN/wheels.log"
 }
 
 # The host side of the test host's network: a bridge holding 10.213.0.1 and the HTTP

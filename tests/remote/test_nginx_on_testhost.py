@@ -52,8 +52,11 @@ rm -f "$webroot/.well-known/acme-challenge/$token"
 ca=/var/lib/stand-in-ca live="/etc/letsencrypt/live/$domain"
 mkdir -p "$ca" "$live"
 [ -s "$ca/ca.crt" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
-    -subj "/CN=odoo-pulumi stand-in CA" -keyout "$ca/ca.key" -out "$ca/ca.crt" 2>/dev/null
-printf 'subjectAltName=DNS:%s\n' "$domain" >"$ca/ext"
+    -subj "/CN=odoo-pulumi stand-in CA" -keyout "$ca/ca.key" -out "$ca/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -addext "subjectKeyIdentifier=hash" 2>/dev/null
+# The extensions a real CA's certificates carry: Python 3.13 verifies strictly (X509_STRICT).
+printf 'subjectAltName=DNS:%s\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n' "$domain" >"$ca/ext"
 openssl req -newkey rsa:2048 -nodes -subj "/CN=$domain" -keyout "$live/privkey.pem" -out "$ca/req.csr" 2>/dev/null
 openssl x509 -req -in "$ca/req.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial -days 2 \
     -extfile "$ca/ext" -out "$live/fullchain.pem" 2>/dev/null
@@ -118,7 +121,8 @@ def test_sixth_failed_login_within_a_minute_is_429(testhost, provisioned):
     for i in range(6):
         r = request(testhost.host, "POST", "/web/session/authenticate",
                     headers={"Content-Type": "application/json", "X-Forwarded-For": "198.51.100.66"},
-                    body=json.dumps({"params": {"login": f"mallory{i}", "password": "guess"}}).encode())
+                    body=json.dumps({"params": {"db": provisioned["settings"].database, "login": f"mallory{i}",
+                                               "password": "guess"}}).encode())
         codes.append(r.status)
         fake.append(r.getheader("X-Fake-Odoo"))
     assert codes == [200] * 5 + [429], codes
