@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements.txt
 venv: $(VENV)/.installed ## Create the virtualenv from requirements.txt
 
 demo: venv ## Boot a throwaway local host and `pulumi up` the `local` stack on it
-	scripts/demo
+	testbed/scripts/demo
 
 test: venv ## Every test: unit, rendering checked by real programs, mocks, policies, workflows, e2e
 	scripts/run-tests all
@@ -38,16 +38,16 @@ drill: venv ## The backup/restore drill on the test host
 	scripts/run-tests drill
 
 engine: ## Build (or reuse) a Pulumi engine from Go modules (where no CLI is installed); prints its directory
-	@scripts/build-engine
+	@testbed/scripts/build-engine
 
 testhost: ## Build (or reuse) the test host root file system and local apt repository
-	scripts/testhost-build
+	testbed/scripts/testhost-build
 
 testhost-up: ## Boot a fresh test host; prints host= port= user= key=
-	@scripts/testhost-up
+	@testbed/scripts/testhost-up
 
 testhost-down: ## Stop and remove the test host
-	@scripts/testhost-down
+	@testbed/scripts/testhost-down
 
 acceptance: ## Check a deployed server: URL=https://... [SSH=user@host SSH_KEY=... SSH_PORT=22] [PASSWORD_FILE=... | PASSWORD_STACK=<stack>] [DB=odoo LOGIN=admin]
 	scripts/acceptance --url "$(URL)" $(if $(SSH),--ssh "$(SSH)") $(if $(SSH_KEY),--ssh-key "$(SSH_KEY)") \

@@ -1,10 +1,29 @@
 """Shared test helpers: settings for a stack or a hand-made host config."""
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
-from odoo_pulumi.settings import load_settings, read_stack_file, sizing_for
+from odoo_pulumi.settings import ROOT, load_settings, read_stack_file, sizing_for
 
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
+# The test bed's stack: not in stacks/ (production stacks only); testbed/scripts/local-stack
+# copies it there in the work directory it prepares.
+LOCAL_STACK = ROOT / "testbed" / "Pulumi.local.yaml"
+PRODUCTION_STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+def read_stack(stack: str) -> dict:
+    """A stack file's keys as the program reads them: a production stack from stacks/, the
+    `local` one from testbed/, placed beside the others as testbed/scripts/local-stack does."""
+    if stack != "local":
+        return read_stack_file(stack)
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "stacks").mkdir()
+        shutil.copy(LOCAL_STACK, Path(d) / "stacks" / "Pulumi.local.yaml")
+        return read_stack_file("local", root=Path(d))
 
 
 def stack_settings(stack: str, **over):

@@ -131,7 +131,7 @@ def test_headers_for_the_requirements_that_compile(tmp_path):
 
 def test_offline_test_host_offers_the_build_headers():
     """The test host has no internet: its apt repository must hold what the step installs."""
-    listed = {line.strip() for line in (steps.ROOT / "tests" / "testbed" / "apt-packages.txt").read_text().splitlines()
+    listed = {line.strip() for line in (steps.ROOT / "testbed" / "testhost" / "apt-packages.txt").read_text().splitlines()
               if line.strip() and not line.startswith("#")}
     needed = set(steps.SOURCE_PACKAGES) | {p for _, pkgs in steps.REQUIREMENT_BUILD_PACKAGES for p in pkgs}
     assert needed <= listed, needed - listed

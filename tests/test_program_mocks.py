@@ -1,4 +1,5 @@
-"""The whole program (__main__.py) under Pulumi's mocks, for every stack in stacks/:
+"""The whole program (__main__.py) under Pulumi's mocks, for every stack in stacks/ and the
+test bed's `local` one:
 settings -> sizing -> components -> exports, with no engine and no cloud. AWS is a fake
 (tests/aws_mocks.py); the remote steps are only registered, never run."""
 
@@ -11,11 +12,12 @@ from pulumi.runtime.config import set_all_config
 
 from odoo_pulumi.settings import ROOT, read_stack_file, sizing_for, load_settings
 from tests.aws_mocks import EIP_ADDRESS, FakeAws, RecordingMonitor
+from tests.conftest import PRODUCTION_STACKS, read_stack
 
 PASSWORD = "Plain-Admin-Password-For-Tests-Only"
 USER_PASSWORD = "the administrator user password"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nFAKEKEYMATERIALxyz\n-----END OPENSSH PRIVATE KEY-----\n"
-STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+STACKS = [*PRODUCTION_STACKS, "local"]
 
 
 def as_config(value):
@@ -26,7 +28,7 @@ def as_config(value):
 
 def run_program(stack, monkeypatch, overrides=None, tmp_path=None, raw=None, secrets=None, mocks=None):
     """Run __main__.py once; return (exports, resources by name, the fake AWS)."""
-    raw = dict(read_stack_file(stack) if raw is None else raw)
+    raw = dict(read_stack(stack) if raw is None else raw)
     raw.update(overrides or {})
     if raw.get("odooSource") == "archive" and tmp_path is not None:
         archive = tmp_path / "odoo.tar.gz"  # a stand-in file: mocks never upload it
@@ -68,7 +70,7 @@ def run_program(stack, monkeypatch, overrides=None, tmp_path=None, raw=None, sec
 def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
     """Each stack file builds the program and exports what an operator needs."""
     exports, resources = run_program(stack, monkeypatch, tmp_path=tmp_path)
-    raw = read_stack_file(stack)
+    raw = read_stack(stack)
     settings = load_settings(raw, stack, {"adminPassword", "adminUserPassword", "sshPrivateKey"}) if raw.get("odooSource") != "archive" else None
     for key in ("url", "public_ip", "ssh_command", "logs_command", "instance_type", "workers", "sizing", "health",
                 "ssh_access"):

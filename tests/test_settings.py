@@ -158,9 +158,9 @@ from tests.bad_settings import CASES, apply_to_stack_text, check_message  # noqa
 
 def local_raw_for(case, tmp_path):
     """The `local` stack file with the case written in, read as the program reads it."""
-    from odoo_pulumi.settings import ROOT
+    from tests.conftest import LOCAL_STACK
     (tmp_path / "stacks").mkdir(exist_ok=True)
-    text = apply_to_stack_text(case, (ROOT / "stacks" / "Pulumi.local.yaml").read_text())
+    text = apply_to_stack_text(case, LOCAL_STACK.read_text())
     (tmp_path / "stacks" / "Pulumi.local.yaml").write_text(text)
     raw = read_stack_file("local", root=tmp_path)
     archive = tmp_path / "odoo.tar.gz"

@@ -1,4 +1,4 @@
-module odoo-pulumi/tools/command-provider
+module odoo-pulumi/testbed/command-provider
 
 go 1.26.6
 

@@ -14,14 +14,14 @@ import (
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 
-	"odoo-pulumi/tools/command-provider/local"
-	"odoo-pulumi/tools/command-provider/remote"
+	"odoo-pulumi/testbed/command-provider/local"
+	"odoo-pulumi/testbed/command-provider/remote"
 )
 
 // name is the provider's package name: the Python SDK's resources are `command:*`.
 const name = "command"
 
-// version is stamped by scripts/build-engine (-X main.version=1.2.1), the version the
+// version is stamped by testbed/scripts/build-engine (-X main.version=1.2.1), the version the
 // pulumi-command Python SDK asks the engine for.
 var version = "1.2.1"
 
@@ -31,7 +31,7 @@ var replaceProperties = map[string]bool{"triggers": true}
 
 func newProvider() (p.Provider, error) {
 	prov, err := infer.NewProviderBuilder().
-		// scripts/engine-env recognises the stand-ins it installed before it wrote marker
+		// testbed/scripts/engine-env recognises the stand-ins it installed before it wrote marker
 		// files by this name: keep it.
 		WithDisplayName("Command (odoo-pulumi stand-in)").
 		WithDescription("odoo-pulumi's stand-in for the pulumi-command provider: run commands "+

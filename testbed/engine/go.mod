@@ -1,8 +1,8 @@
-// Wrapper module that builds the Pulumi engine used by odoo-pulumi (see scripts/build-engine).
+// Wrapper module that builds the Pulumi engine used by odoo-pulumi (see testbed/scripts/build-engine).
 // pkg/v3's own go.mod replaces sdk/v3 with a local path, so `go install pkg@v` refuses it;
 // requiring pkg/v3 and sdk/v3 at the same version here, with pkg's non-local replaces copied,
 // builds the same CLI.
-module odoo-pulumi/tools/engine
+module odoo-pulumi/testbed/engine
 
 go 1.26.6
 

@@ -1,10 +1,10 @@
-"""scripts/engine-env: which Pulumi engine and command provider odoo-pulumi runs with.
+"""testbed/scripts/engine-env: which Pulumi engine and command provider odoo-pulumi runs with.
 
 The Pulumi CLI here is a FAKE (a shell script that records its calls and answers `version`
 and `plugin install` the way the real CLI lays plugins out), and so is `go` (it records its
 calls and fails): the point is what engine-env asks of them. The scripts run from a copy of
-the repository's scripts/, tools/engine and requirements.txt, so a test may swap scripts/testhost-up or
-scripts/build-command-provider for a stub without touching the checkout.
+the repository's testbed/scripts, testbed/engine and requirements.txt, so a test may swap
+testhost-up or build-command-provider for a stub without touching the checkout.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import pytest
 
 from tests.conftest import assert_shell_clean
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_PULUMI = r"""#!/bin/bash
-# FAKE pulumi CLI (tests/test_engine_env.py): records its calls in $FAKE_LOG.
+# FAKE pulumi CLI (testbed/tests/test_engine_env.py): records its calls in $FAKE_LOG.
 echo "pulumi $*" >> "$FAKE_LOG"
 case "$1" in
 version) echo "${FAKE_PULUMI_VERSION:-v3.260.0}" ;;
@@ -46,7 +46,7 @@ esac
 """
 
 FAKE_GO = """#!/bin/sh
-# FAKE go (tests/test_engine_env.py): records the call and fails, so any build is seen.
+# FAKE go (testbed/tests/test_engine_env.py): records the call and fails, so any build is seen.
 echo "go $*" >> "$FAKE_LOG"
 echo "go: FAKE, always fails" >&2
 exit 1
@@ -68,9 +68,10 @@ class Box:
     def __init__(self, tmp: Path):
         self.tmp = tmp
         self.repo = tmp / "repo"
-        shutil.copytree(ROOT / "scripts", self.repo / "scripts")
+        self.scripts = self.repo / "testbed" / "scripts"
+        shutil.copytree(ROOT / "testbed" / "scripts", self.scripts)
         shutil.copy(ROOT / "requirements.txt", self.repo / "requirements.txt")
-        shutil.copytree(ROOT / "tools" / "engine", self.repo / "tools" / "engine")
+        shutil.copytree(ROOT / "testbed" / "engine", self.repo / "testbed" / "engine")
         self.bin = tmp / "bin"
         self.log = tmp / "calls.log"
         self.home = tmp / "pulumi-home"
@@ -98,13 +99,13 @@ class Box:
         return self.log.read_text().splitlines() if self.log.exists() else []
 
     def engine_env(self, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.repo / "scripts" / "engine-env"), *args], env={**self.env, **env},
+        return subprocess.run([str(self.scripts / "engine-env"), *args], env={**self.env, **env},
                               capture_output=True, text=True, timeout=120)
 
     def stub_stand_in_build(self, content: bytes) -> Path:
-        """scripts/build-command-provider replaced by a stub printing a prebuilt binary."""
+        """testbed/scripts/build-command-provider replaced by a stub printing a prebuilt binary."""
         binary = write_exe(self.tmp / "built" / "pulumi-resource-command", content)
-        write_exe(self.repo / "scripts" / "build-command-provider",
+        write_exe(self.scripts / "build-command-provider",
                   f'#!/bin/sh\necho "build-command-provider" >> "$FAKE_LOG"\necho {binary}\n')
         return binary
 
@@ -123,15 +124,15 @@ def exports(stdout: str) -> dict[str, str]:
     return out
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="scripts/demo refuses to run without root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="testbed/scripts/demo refuses to run without root")
 def test_demo_engine_step_builds_and_installs_nothing_with_an_installed_cli(box: Box):
     """`make demo` with a pulumi on PATH and the real provider installed: its engine step
     asks the CLI its version and nothing else, never runs go, leaves the provider as it was."""
     box.provider.parent.mkdir(parents=True)
     write_exe(box.provider, REAL_PROVIDER)
     before = box.provider.stat()
-    write_exe(box.repo / "scripts" / "testhost-up", "#!/bin/sh\necho STUB-TESTHOST-UP >&2\nexit 7\n")
-    r = subprocess.run([str(box.repo / "scripts" / "demo")], env={**box.env, "DEMO_DIR": str(box.tmp / "demo")},
+    write_exe(box.scripts / "testhost-up", "#!/bin/sh\necho STUB-TESTHOST-UP >&2\nexit 7\n")
+    r = subprocess.run([str(box.scripts / "demo")], env={**box.env, "DEMO_DIR": str(box.tmp / "demo")},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 7 and "STUB-TESTHOST-UP" in r.stderr, r.stderr  # the engine step passed
     assert box.calls() == ["pulumi version"], box.calls()
@@ -143,11 +144,11 @@ def test_demo_engine_step_builds_and_installs_nothing_with_an_installed_cli(box:
     assert "installed, on PATH" in r.stderr and "used as it is" in r.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="scripts/demo refuses to run without root")
+@pytest.mark.skipif(os.geteuid() != 0, reason="testbed/scripts/demo refuses to run without root")
 def test_demo_stops_at_an_unusable_engine(box: Box):
     """An unsupported CLI stops `make demo` at its engine step, before any test host boots."""
-    write_exe(box.repo / "scripts" / "testhost-up", "#!/bin/sh\necho STUB-TESTHOST-UP >&2\nexit 7\n")
-    r = subprocess.run([str(box.repo / "scripts" / "demo")],
+    write_exe(box.scripts / "testhost-up", "#!/bin/sh\necho STUB-TESTHOST-UP >&2\nexit 7\n")
+    r = subprocess.run([str(box.scripts / "demo")],
                        env={**box.env, "DEMO_DIR": str(box.tmp / "demo"), "FAKE_PULUMI_VERSION": "v3.100.0"},
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and "STUB-TESTHOST-UP" not in r.stderr, r.stderr
@@ -211,7 +212,7 @@ def test_no_cli_builds_one(box: Box):
     r = box.engine_env()
     assert r.returncode != 0
     assert box.calls() and box.calls()[0].startswith("go "), box.calls()
-    assert "scripts/build-engine failed" in r.stderr and "install the Pulumi CLI" in r.stderr
+    assert "testbed/scripts/build-engine failed" in r.stderr and "install the Pulumi CLI" in r.stderr
 
 
 def test_provider_on_path_is_used_as_it_is(box: Box):
@@ -299,7 +300,8 @@ def test_cli_mode_prints_only_the_directory(box: Box):
     assert box.calls() == ["pulumi version"]
 
 
-@pytest.mark.parametrize("script", ["engine-env", "build-engine", "build-command-provider", "demo", "local-stack",
-                                    "run-tests"])
+@pytest.mark.parametrize("script", ["testbed/scripts/engine-env", "testbed/scripts/build-engine",
+                                    "testbed/scripts/build-command-provider", "testbed/scripts/demo",
+                                    "testbed/scripts/local-stack", "scripts/run-tests"])
 def test_engine_scripts_are_shell_clean(script: str):
-    assert_shell_clean(ROOT / "scripts" / script)
+    assert_shell_clean(ROOT / script)

@@ -1,4 +1,4 @@
-"""Tests of the FAKE Odoo fixture (tests/fixtures/fake-odoo) and its archive script.
+"""Tests of the FAKE Odoo fixture (testbed/fake-odoo) and its archive script.
 
 The end-to-end tests prove a deployment works by installing this fake in place of
 Odoo (which cannot be downloaded here). A fake that lies - wrong process count, a
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-FAKE = ROOT / "tests" / "fixtures" / "fake-odoo"
+ROOT = Path(__file__).resolve().parents[2]
+FAKE = ROOT / "testbed" / "fake-odoo"
 ODOO_BIN = FAKE / "odoo-bin"
-MAKE_ARCHIVE = ROOT / "scripts" / "make-fake-odoo-archive"
+MAKE_ARCHIVE = ROOT / "testbed" / "scripts" / "make-fake-odoo-archive"
 BANNER = "FAKE Odoo (odoo-pulumi test fixture)"
 RFC6455_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # the sample key of RFC 6455, section 1.3 ...
 RFC6455_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # ... and the accept value it gives
@@ -455,7 +455,7 @@ def test_odoo19_own_headers_and_login_failures(prefork):
     _, headers, _ = http_get(port, "/web/login")
     assert headers["X-Frame-Options"] == "SAMEORIGIN" and "X-Content-Type-Options" not in headers
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    # The login form (the JSON-RPC login's refusals: tests/test_fake_odoo_admin.py).
+    # The login form (the JSON-RPC login's refusals: testbed/tests/test_fake_odoo_admin.py).
     conn.request("POST", "/web/login", body=b"login=mallory&password=guess",
                  headers={"Content-Type": "application/x-www-form-urlencoded",
                           "X-Forwarded-Host": "login.example.com", "X-Forwarded-For": "198.51.100.4"})

@@ -21,7 +21,7 @@ from passlib.context import CryptContext
 
 from odoo_pulumi import acceptance
 from odoo_pulumi.render import admin_user_hash
-from tests.test_fake_odoo import Running, cluster, http_get, run_fake, write_conf  # noqa: F401 (fixture)
+from testbed.tests.test_fake_odoo import Running, cluster, http_get, run_fake, write_conf  # noqa: F401 (fixture)
 
 DB = "fake_adm"
 ODOO_CRYPT = CryptContext(["pbkdf2_sha512", "plaintext"], deprecated=["auto"], pbkdf2_sha512__rounds=600_000)

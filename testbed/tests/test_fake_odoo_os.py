@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_fake_odoo import (FAKE, Running, children_of, cluster, run_fake,  # noqa: F401
+from testbed.tests.test_fake_odoo import (FAKE, Running, children_of, cluster, run_fake,  # noqa: F401
                                   write_conf)
 
 DB = "fake_files"

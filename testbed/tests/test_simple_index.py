@@ -1,4 +1,4 @@
-"""scripts/lib/simple_index.py: the PEP 503 index that pip on the offline test host reads."""
+"""testbed/scripts/lib/simple_index.py: the PEP 503 index that pip on the offline test host reads."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("simple_index", ROOT / "scripts" / "lib" / "simple_index.py")
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("simple_index", ROOT / "testbed" / "scripts" / "lib" / "simple_index.py")
 simple_index = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(simple_index)
 

@@ -1,6 +1,6 @@
 """The test host itself: what the end-to-end tests rely on when they provision it.
 
-scripts/testhost-up must give a Debian with systemd as PID 1, reachable by SSH as a
+testbed/scripts/testhost-up must give a Debian with systemd as PID 1, reachable by SSH as a
 NOPASSWD sudo user, whose apt installs from the local repository only; PostgreSQL and
 Nginx must run under its systemd, ufw must filter, a venv must work; testhost-stop and
 testhost-start must keep its disk; testhost-down must leave nothing behind.
@@ -23,7 +23,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SLOT = int(os.environ.get("ODOO_PULUMI_TESTHOST_SLOT", "0"))  # see scripts/lib/testhost.sh
+SLOT = int(os.environ.get("ODOO_PULUMI_TESTHOST_SLOT", "0"))  # see testbed/scripts/lib/testhost.sh
 SUFFIX = f"-{SLOT}" if SLOT else ""
 RUN = Path(f"/run/odoo-pulumi/testhost{SUFFIX}")
 INSTANCE = Path(os.environ.get("ODOO_PULUMI_CACHE", "/var/cache/odoo-pulumi")) / "testhost" / f"instance{SUFFIX}"
@@ -34,7 +34,7 @@ READY_LINE = re.compile(r"host=(\S+) port=(\d+) user=(\S+) key=(\S+)")
 
 
 def script(name: str, *args: str, timeout: int) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / "scripts" / name), *args], capture_output=True,
+    return subprocess.run([str(ROOT / "testbed" / "scripts" / name), *args], capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -91,7 +91,7 @@ def host():
     if os.geteuid() != 0:
         pytest.skip("the test host needs root (systemd-nspawn, veth, mounts)")
     up = script("testhost-up", timeout=1800)
-    assert up.returncode == 0, f"scripts/testhost-up failed:\n{up.stderr[-3000:]}"
+    assert up.returncode == 0, f"testbed/scripts/testhost-up failed:\n{up.stderr[-3000:]}"
     m = READY_LINE.fullmatch(up.stdout.strip().splitlines()[-1])
     assert m, f"unexpected last line of testhost-up: {up.stdout!r}"
     try:
@@ -217,7 +217,7 @@ MarkupSafe==2.0.1 ; python_version < '3.12'
 
 
 def test_wheels_built_here_install_on_the_offline_host(host, installed, tmp_path):
-    """scripts/build-wheels builds, for the test host's Python, the wheels a requirements file
+    """testbed/scripts/build-wheels builds, for the test host's Python, the wheels a requirements file
     needs and serves them on the bridge: pip on the host (no internet) installs from there,
     honouring the environment markers, and the compiled extension loads."""
     req = tmp_path / "requirements.txt"

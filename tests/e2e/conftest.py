@@ -1,7 +1,7 @@
 """Phase timings of the end-to-end tests, and the engine they ran on, printed at the end."""
 
 TIMINGS: list[tuple[str, float]] = []
-ENGINE: list[str] = []  # what scripts/engine-env chose: the CLI and the command provider
+ENGINE: list[str] = []  # what testbed/scripts/engine-env chose: the CLI and the command provider
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -1,6 +1,6 @@
 """The table of bad settings (tests/bad_settings.py) through the real engine's `pulumi
 preview`: the engine built from Go modules, the `local` stack prepared by
-scripts/local-stack, each case written into the stack file as an operator would.
+testbed/scripts/local-stack, each case written into the stack file as an operator would.
 
 Nothing is contacted: a preview of target host runs no command. Each case must stop
 before any resource (only the stack itself is listed), with one line naming the key,
@@ -34,7 +34,7 @@ def sh(cmd, **kw):
 def stack():
     work = Path(tempfile.mkdtemp(prefix="odoo-pulumi-bad-settings-"))
     try:
-        r = sh([str(ROOT / "scripts/engine-env")], env={**os.environ, "PULUMI_HOME": str(work / "home")},
+        r = sh([str(ROOT / "testbed/scripts/engine-env")], env={**os.environ, "PULUMI_HOME": str(work / "home")},
                timeout=3000)
         assert r.returncode == 0, r.stderr
         env = parse_exports(r.stdout, {**os.environ, "PULUMI_HOME": str(work / "home")})
@@ -43,7 +43,7 @@ def stack():
         archive = work / "odoo_19.0.tar.gz"
         archive.write_bytes(b"a stand-in: a preview never uploads it")
         slot = os.environ.get("ODOO_PULUMI_TESTHOST_SLOT", "0")
-        r = sh([str(ROOT / "scripts/local-stack"), str(work), f"host=10.213.{slot}.2", "port=22", "user=ubuntu",
+        r = sh([str(ROOT / "testbed/scripts/local-stack"), str(work), f"host=10.213.{slot}.2", "port=22", "user=ubuntu",
                 f"key={key}", f"archive={archive}"], env=env, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         env = parse_exports((work / "env").read_text(), env)

@@ -69,14 +69,14 @@ def bed():
     bridge = f"odoo-th-br{SLOT}"
     try:
         home = {**os.environ, "PULUMI_HOME": str(b.work / "home")}
-        r = sh([str(ROOT / "scripts/engine-env")], env=home, timeout=3000)
+        r = sh([str(ROOT / "testbed/scripts/engine-env")], env=home, timeout=3000)
         assert r.returncode == 0, r.stderr
         b.env = parse_exports(r.stdout, home)
-        up = sh([str(ROOT / "scripts/testhost-up")], timeout=900)
+        up = sh([str(ROOT / "testbed/scripts/testhost-up")], timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
         b.host = dict(kv.split("=", 1) for kv in up.stdout.strip().splitlines()[-1].split())
-        archive = sh([str(ROOT / "scripts/make-fake-odoo-archive"), "19.0", str(b.work)]).stdout.strip().splitlines()[-1]
-        r = sh([str(ROOT / "scripts/local-stack"), str(b.work), *(f"{k}={v}" for k, v in b.host.items()),
+        archive = sh([str(ROOT / "testbed/scripts/make-fake-odoo-archive"), "19.0", str(b.work)]).stdout.strip().splitlines()[-1]
+        r = sh([str(ROOT / "testbed/scripts/local-stack"), str(b.work), *(f"{k}={v}" for k, v in b.host.items()),
                 f"archive={archive}"], env=b.env, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         b.env = parse_exports((b.work / "env").read_text(), b.env)
@@ -85,7 +85,7 @@ def bed():
         yield b
     finally:
         sh(["ip", "addr", "del", f"{OUTSIDER}/24", "dev", bridge])
-        sh([str(ROOT / "scripts/testhost-down")], timeout=300)
+        sh([str(ROOT / "testbed/scripts/testhost-down")], timeout=300)
         shutil.rmtree(b.work, ignore_errors=True)
 
 

@@ -1,7 +1,7 @@
-"""`pulumi up` for real, end to end: the engine scripts/engine-env chooses (the installed
+"""`pulumi up` for real, end to end: the engine testbed/scripts/engine-env chooses (the installed
 pulumi, ODOO_PULUMI_ENGINE_DIR, or one built from Go modules), its command provider, the
 `local` stack (target host) against a fresh systemd test host. Odoo is the FAKE fixture
-(tests/fixtures/fake-odoo); everything around it is real. The phases run in order and share
+(testbed/fake-odoo); everything around it is real. The phases run in order and share
 one host and one state.
 
 PULUMI_HOME: the one of the environment when set (its installed plugins are used as they
@@ -92,16 +92,16 @@ def bed():
     b = Bed()
     with timed("setup: engine, fresh test host, stack"):
         env = {**os.environ, "PULUMI_HOME": os.environ.get("PULUMI_HOME") or str(b.work / "pulumi-home")}
-        r = sh([str(ROOT / "scripts/engine-env")], env=env, timeout=3000)
+        r = sh([str(ROOT / "testbed/scripts/engine-env")], env=env, timeout=3000)
         assert r.returncode == 0, r.stderr
         b.env = parse_exports(r.stdout, env)
         ENGINE.extend(line.removeprefix("engine-env: ") for line in r.stderr.splitlines()
                       if line.startswith(("engine-env: Pulumi CLI", "engine-env: command provider")))
-        up = sh([str(ROOT / "scripts/testhost-up")], timeout=900)
+        up = sh([str(ROOT / "testbed/scripts/testhost-up")], timeout=900)
         assert up.returncode == 0, up.stderr[-3000:]
         b.host = dict(kv.split("=", 1) for kv in up.stdout.strip().splitlines()[-1].split())
-        archive = sh([str(ROOT / "scripts/make-fake-odoo-archive"), "19.0", str(b.work)]).stdout.strip().splitlines()[-1]
-        r = sh([str(ROOT / "scripts/local-stack"), str(b.work), *(f"{k}={v}" for k, v in b.host.items()),
+        archive = sh([str(ROOT / "testbed/scripts/make-fake-odoo-archive"), "19.0", str(b.work)]).stdout.strip().splitlines()[-1]
+        r = sh([str(ROOT / "testbed/scripts/local-stack"), str(b.work), *(f"{k}={v}" for k, v in b.host.items()),
                 f"archive={archive}"], env=b.env, timeout=300)
         assert r.returncode == 0, r.stdout + r.stderr
         b.env = parse_exports((b.work / "env").read_text(), b.env)
@@ -111,7 +111,7 @@ def bed():
     yield b
     if os.environ.get("ODOO_PULUMI_E2E_LOG"):  # keep the engine's output (docs/testbed.md)
         Path(os.environ["ODOO_PULUMI_E2E_LOG"]).write_text("\n".join(b.logs))
-    sh([str(ROOT / "scripts/testhost-down")], timeout=300)
+    sh([str(ROOT / "testbed/scripts/testhost-down")], timeout=300)
     shutil.rmtree(b.work, ignore_errors=True)
 
 
@@ -181,7 +181,7 @@ def test_phase4_up_waits_for_a_host_that_is_down(bed):
     """The host is stopped; `up` is started while it is down and must wait (dial
     retries), not fail after seconds, then succeed once the host is back."""
     bed.pulumi("config", "set", "users", "15")
-    assert sh([str(ROOT / "scripts/testhost-stop")], timeout=300).returncode == 0
+    assert sh([str(ROOT / "testbed/scripts/testhost-stop")], timeout=300).returncode == 0
     result = {}
 
     def run_up():
@@ -192,7 +192,7 @@ def test_phase4_up_waits_for_a_host_that_is_down(bed):
         t.start()
         time.sleep(15)
         assert t.is_alive(), "pulumi up gave up while the host was down: " + str(result.get("r"))
-        assert sh([str(ROOT / "scripts/testhost-start"), "--no-wait"], timeout=300).returncode == 0
+        assert sh([str(ROOT / "testbed/scripts/testhost-start"), "--no-wait"], timeout=300).returncode == 0
         t.join(timeout=1200)
     r = result["r"]
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -1,7 +1,7 @@
 """The restore drill: back up with the real unit on a real systemd server, lose
 everything, restore, and prove nothing was lost.
 
-On a fresh test host (scripts/testhost-up, torn down at the end) the step scripts
+On a fresh test host (testbed/scripts/testhost-up, torn down at the end) the step scripts
 install what the backup needs, rendered exactly as `pulumi up` sends them: `wait`,
 `base`, `postgresql`, then the user odoo as `odoo-install` creates it (Odoo itself is
 not needed to back up its data), then the `backup` step, twice (the second run must

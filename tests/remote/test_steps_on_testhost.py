@@ -119,8 +119,8 @@ def testhost():
         yield _parse_ready_line(given)
         return
     _require_root_tools()
-    up = subprocess.run([str(ROOT / "scripts" / "testhost-up")], capture_output=True, text=True, timeout=1800)
-    assert up.returncode == 0, f"scripts/testhost-up failed:\n{up.stderr[-3000:]}"
+    up = subprocess.run([str(ROOT / "testbed" / "scripts" / "testhost-up")], capture_output=True, text=True, timeout=1800)
+    assert up.returncode == 0, f"testbed/scripts/testhost-up failed:\n{up.stderr[-3000:]}"
     host = _parse_ready_line(up.stdout.strip().splitlines()[-1])
     try:
         deadline = time.monotonic() + 60
@@ -129,13 +129,13 @@ def testhost():
             time.sleep(1)
         yield host
     finally:
-        subprocess.run([str(ROOT / "scripts" / "testhost-down")], capture_output=True, text=True, timeout=300)
+        subprocess.run([str(ROOT / "testbed" / "scripts" / "testhost-down")], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def archive() -> str:
     """The FAKE Odoo source tarball, as an operator's odooArchive."""
-    r = subprocess.run([str(ROOT / "scripts" / "make-fake-odoo-archive"), "19.0"],
+    r = subprocess.run([str(ROOT / "testbed" / "scripts" / "make-fake-odoo-archive"), "19.0"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip().splitlines()[-1]
@@ -407,7 +407,7 @@ def test_loadtest_against_the_fake_odoo(testhost, provisioned, tmp_path):
 
 
 # --- what a real Odoo 19 exposed at the operating-system level (issue 9) ----------------
-# The FAKE Odoo does what Odoo does there (tests/test_fake_odoo_os.py): its cron worker
+# The FAKE Odoo does what Odoo does there (testbed/tests/test_fake_odoo_os.py): its cron worker
 # calls os.nice(10), its workers setrlimit, x_sendfile makes Nginx open the filestore's
 # files, 19.0 warns about options it cannot parse. Each test below fails with the fix
 # it names reverted.

@@ -16,7 +16,7 @@ import (
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
 
-	"odoo-pulumi/tools/command-provider/internal/run"
+	"odoo-pulumi/testbed/command-provider/internal/run"
 )
 
 // Command is `command:local:Command`.

@@ -11,7 +11,7 @@ import (
 	"github.com/pulumi/pulumi-go-provider/infer"
 	"golang.org/x/crypto/ssh"
 
-	"odoo-pulumi/tools/command-provider/internal/run"
+	"odoo-pulumi/testbed/command-provider/internal/run"
 )
 
 // Command is `command:remote:Command`: commands run over SSH on create, update and delete.

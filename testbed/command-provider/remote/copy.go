@@ -16,7 +16,7 @@ import (
 	"github.com/pulumi/pulumi-go-provider/infer"
 	"github.com/pulumi/pulumi-go-provider/infer/types"
 
-	"odoo-pulumi/tools/command-provider/internal/run"
+	"odoo-pulumi/testbed/command-provider/internal/run"
 )
 
 // CopyToRemote is `command:remote:CopyToRemote`: copy a file or a directory to the host

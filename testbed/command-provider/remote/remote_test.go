@@ -17,7 +17,7 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource"
 	"golang.org/x/crypto/ssh"
 
-	"odoo-pulumi/tools/command-provider/internal/run"
+	"odoo-pulumi/testbed/command-provider/internal/run"
 )
 
 func sp(s string) *string { return &s }

@@ -1,6 +1,6 @@
 """Write a PEP 503 "simple" index over a directory of wheels.
 
-Used by scripts/build-wheels: the test host has no internet, so pip there is pointed at
+Used by testbed/scripts/build-wheels: the test host has no internet, so pip there is pointed at
 this index (served on the test host's bridge) instead of PyPI. Static files only, so
 any HTTP server that serves a directory serves the index.
 

@@ -1,10 +1,10 @@
 # shellcheck shell=bash disable=SC2034  # sourced: the settings are used by the scripts
-# Shared settings and functions of the scripts/testhost-* scripts (sourced, never run).
+# Shared settings and functions of the testbed/scripts/testhost-* scripts (sourced, never run).
 #
 # The test host is a throwaway Debian (trixie, the stand-in for Ubuntu 24.04) booted with
 # systemd as PID 1 under systemd-nspawn, reachable by SSH at 10.213.0.2 as the sudo user
 # `ubuntu`, with a local apt repository served from a bridge at 10.213.0.1. The root
-# file system and the repository are built once into the cache by scripts/testhost-build;
+# file system and the repository are built once into the cache by testbed/scripts/testhost-build;
 # every boot runs on an overlay on top of that cached tree, so each test host starts clean.
 #
 # Layout:
@@ -38,10 +38,10 @@ TH_USER=ubuntu
 TH_HOST_IP=10.213.$TH_SLOT.1
 TH_GUEST_IP=10.213.$TH_SLOT.2
 TH_BRIDGE=odoo-th-br$TH_SLOT
-TH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+TH_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd) # the repository
 TH_CACHE=${ODOO_PULUMI_CACHE:-/var/cache/odoo-pulumi}/testhost
 TH_KEY=$TH_CACHE/ssh/id_ed25519
-# Wheels built by scripts/build-wheels, one PEP 503 index per requirements file.
+# Wheels built by testbed/scripts/build-wheels, one PEP 503 index per requirements file.
 TH_WHEELS=${ODOO_PULUMI_CACHE:-/var/cache/odoo-pulumi}/wheels
 TH_KNOWN_HOSTS=$TH_CACHE/ssh/known_hosts
 if [ "$TH_SLOT" = 0 ]; then
@@ -143,10 +143,10 @@ th_overlay_mounted() { mountpoint -q "$TH_INSTANCE/merged"; }
 # of the test host and survives testhost-stop/testhost-start.
 th_mount_overlay() {
     local lower
-    lower=$(readlink -e "$TH_CACHE/rootfs") || th_die "no built root file system: run scripts/testhost-build"
+    lower=$(readlink -e "$TH_CACHE/rootfs") || th_die "no built root file system: run testbed/scripts/testhost-build"
     mkdir -p "$TH_INSTANCE/upper" "$TH_INSTANCE/work" "$TH_INSTANCE/merged"
     if [ -f "$TH_INSTANCE/lower" ] && [ "$(cat "$TH_INSTANCE/lower")" != "$lower" ]; then
-        th_die "the stopped test host's disk was made on $(cat "$TH_INSTANCE/lower"), now $lower is current: run scripts/testhost-up for a fresh one"
+        th_die "the stopped test host's disk was made on $(cat "$TH_INSTANCE/lower"), now $lower is current: run testbed/scripts/testhost-up for a fresh one"
     fi
     echo "$lower" >"$TH_INSTANCE/lower"
     if ! th_overlay_mounted; then
@@ -264,8 +264,8 @@ th_remove_cgroup() {
 
 th_start_http() {
     local repo pid i
-    repo=$(readlink -e "$TH_CACHE/repo") || th_die "no built apt repository: run scripts/testhost-build"
-    [ -f "$repo/Packages" ] || th_die "apt repository $repo has no Packages index: run scripts/testhost-build"
+    repo=$(readlink -e "$TH_CACHE/repo") || th_die "no built apt repository: run testbed/scripts/testhost-build"
+    [ -f "$repo/Packages" ] || th_die "apt repository $repo has no Packages index: run testbed/scripts/testhost-build"
     # Run from inside the repository: testhost-build's prune keeps a repository that a
     # server's working directory is in (--directory alone leaves the cwd elsewhere, and
     # another slot's build would remove the repository from under a running host).
@@ -287,7 +287,7 @@ th_wait_http() {
     th_die "$what HTTP server did not answer on $url"
 }
 
-# The PEP 503 indexes of scripts/build-wheels (all of them: each under its own key), for
+# The PEP 503 indexes of testbed/scripts/build-wheels (all of them: each under its own key), for
 # pip on the test host: http://10.213.N.1:8214/<key>/simple/. Static files, like the apt
 # repository's, and only on the bridge.
 th_start_wheels() {

@@ -1,8 +1,8 @@
 """odoo-pulumi's stand-in command provider, driven by the real engine against a real sshd.
 
-The provider (tools/command-provider) stands in for pulumi-command where the real one cannot
+The provider (testbed/command-provider) stands in for pulumi-command where the real one cannot
 be had, so what the project relies on is checked end to end: the engine from
-`scripts/engine-env` (with a fresh PULUMI_HOME and plugin downloads off, so that it installs
+`testbed/scripts/engine-env` (with a fresh PULUMI_HOME and plugin downloads off, so that it installs
 the stand-in) runs a throwaway Python program (the repo's .venv, with the
 pulumi-command SDK) whose `local.Command`, `remote.Command` and `remote.CopyToRemote` talk
 to a throwaway sshd on 127.0.0.1 (own host key, own authorized key, started and stopped
@@ -27,13 +27,13 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 VENV = ROOT / ".venv"
 SSHD = Path("/usr/sbin/sshd")
 STEP_TIMEOUT = 240  # seconds for one pulumi command
 
 PROGRAM = '''\
-"""Throwaway program for tests/engine/test_command_provider.py."""
+"""Throwaway program for testbed/tests/engine/test_command_provider.py."""
 from pathlib import Path
 
 import pulumi
@@ -167,10 +167,10 @@ class Sshd:
 
 
 def engine_env(pulumi_home: Path) -> dict[str, str]:
-    """The environment `eval "$(scripts/engine-env)"` gives, with our own PULUMI_HOME and no
+    """The environment `eval "$(testbed/scripts/engine-env)"` gives, with our own PULUMI_HOME and no
     plugin download: the stand-in gets installed there."""
     base = dict(os.environ, PULUMI_HOME=str(pulumi_home), PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true")
-    out = subprocess.run(["bash", "-c", 'eval "$(scripts/engine-env)" && env -0'], cwd=ROOT, env=base,
+    out = subprocess.run(["bash", "-c", 'eval "$(testbed/scripts/engine-env)" && env -0'], cwd=ROOT, env=base,
                          capture_output=True, check=True, timeout=1800).stdout
     return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
 
@@ -246,10 +246,10 @@ def test_go_unit_tests():
     cache = Path(os.environ.get("ODOO_PULUMI_CACHE", "/var/cache/odoo-pulumi"))
     env = dict(os.environ, GOTOOLCHAIN="local", GOSUMDB="off", GOFLAGS="-mod=readonly", CGO_ENABLED="0",
                GOMODCACHE=str(cache / "go" / "pkg" / "mod"), GOCACHE=str(cache / "go" / "build-cache"))
-    proc = subprocess.run(["go", "test", "-count=1", "./..."], cwd=ROOT / "tools" / "command-provider",
+    proc = subprocess.run(["go", "test", "-count=1", "./..."], cwd=ROOT / "testbed" / "command-provider",
                           env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "ok  \todoo-pulumi/tools/command-provider/remote" in proc.stdout
+    assert "ok  \todoo-pulumi/testbed/command-provider/remote" in proc.stdout
 
 
 def test_engine_env_installs_the_plugin(e2e):

@@ -1,4 +1,4 @@
-"""odoo-pulumi's own Python language host (tools/engine), in the engine built from Go modules.
+"""odoo-pulumi's own Python language host (testbed/engine), in the engine built from Go modules.
 
 `pulumi about` must read as with upstream's host: the resource plugins the program's packages
 need (from their pulumi-plugin.json) and the Python toolchain. Upstream's host, built from
@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 VENV = ROOT / ".venv"
 
 
@@ -32,7 +32,7 @@ def go_env() -> dict[str, str]:
 def built_engine() -> Path:
     if shutil.which("go") is None:
         pytest.skip("needs the go command to build the engine")
-    r = subprocess.run([str(ROOT / "scripts" / "build-engine")], capture_output=True, text=True, timeout=3000)
+    r = subprocess.run([str(ROOT / "testbed" / "scripts" / "build-engine")], capture_output=True, text=True, timeout=3000)
     assert r.returncode == 0, r.stderr
     return Path(r.stdout.strip().splitlines()[-1])
 
@@ -41,10 +41,10 @@ def test_go_unit_tests():
     """The language host's Go tests (options, exec arguments, plugins of the packages)."""
     if shutil.which("go") is None:
         pytest.skip("needs the go command")
-    r = subprocess.run(["go", "test", "-count=1", "./..."], cwd=ROOT / "tools" / "engine", env=go_env(),
+    r = subprocess.run(["go", "test", "-count=1", "./..."], cwd=ROOT / "testbed" / "engine", env=go_env(),
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "ok  \todoo-pulumi/tools/engine/cmd/pulumi-language-python" in r.stdout
+    assert "ok  \todoo-pulumi/testbed/engine/cmd/pulumi-language-python" in r.stdout
 
 
 def test_pulumi_about_lists_plugins_and_toolchain(built_engine: Path, tmp_path: Path):

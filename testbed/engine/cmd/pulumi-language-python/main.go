@@ -1,5 +1,5 @@
 // Command pulumi-language-python is odoo-pulumi's own, minimal Python language host for the
-// Pulumi engine built by scripts/build-engine.
+// Pulumi engine built by testbed/scripts/build-engine.
 //
 // Why it exists: the CLI needs a language host to run a Python program, but the upstream host
 // (module github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) is not served by
