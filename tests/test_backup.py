@@ -265,15 +265,40 @@ def test_backup_program_is_files_odoo_backup():
     compile(script, "odoo-backup", "exec")
 
 
-def test_restore_and_step_pass_bash_and_shellcheck(tmp_path):
-    """scripts/restore and every variant of the rendered step parse; shellcheck (when
-    installed) finds no warning."""
+def test_restore_is_a_python_program_on_odoo_backups_reader():
+    """odoo-restore is Python like odoo-backup (the system's, isolated), compiles, and
+    reads backup.conf with odoo-backup's reader only: it holds no parser of its own."""
+    script = (ROOT / "files" / "odoo-restore").read_text()
+    assert script.startswith("#!/usr/bin/python3 -I\n# Managed by odoo-pulumi")
+    compile(script, "odoo-restore", "exec")
+    assert "backup.parse_config(" in script and ".partition(\"=\")" not in script and "split(\"=\"" not in script
+
+
+def test_restore_reads_backup_conf_like_odoo_backup(tmp_path):
+    """A backup.conf odoo-backup refuses, odoo-restore refuses the same way (exit 2, the
+    file and line named), before touching anything."""
+    if os.geteuid() != 0:
+        pytest.skip("odoo-restore runs as root only")
+    (tmp_path / "x.dump").write_bytes(b"x")
+    (tmp_path / "filestore.tar.gz").write_bytes(b"x")
+    conf = tmp_path / "backup.conf"
+    conf.write_text("# comment\nFILESTORE_ROOT=/srv/x\nnot a setting\n")
+    r = subprocess.run([str(ROOT / "scripts" / "restore"), "--config", str(conf), "--no-verify", "--database", "x",
+                        "--dump", str(tmp_path / "x.dump"), "--filestore", str(tmp_path / "filestore.tar.gz")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"{conf}:3: expected KEY=VALUE" in r.stderr, r.stdout + r.stderr
+    assert not list((ROOT / "files").glob("__pycache__")), "loading odoo-backup left a bytecode cache"
+
+
+def test_step_passes_bash_and_shellcheck(tmp_path):
+    """Every variant of the rendered step parses; shellcheck (when installed) finds no
+    warning."""
     variants = {
         "local": host_settings(),
         "host-s3": host_settings(backupDestination="s3://acme-backups/erp"),
         "aws": stack_settings("small"),
     }
-    paths = [ROOT / "scripts" / "restore"]
+    paths = []
     for name, s in variants.items():
         files = backup.server_files(s, bucket=BUCKET if s.target == "aws" else None)
         path = tmp_path / f"backup-{name}.sh"
