@@ -333,6 +333,18 @@ def test_step_needs_the_backup_files():
                              admin_user_hash=FAKE_USER_HASH)
 
 
+def test_step_takes_the_destination_it_is_given():
+    """The step installs for the destination handed to it with the files (the stack's
+    bucket on aws: there is no default), not one read back from backup.conf."""
+    s, files = aws_files()
+    with pytest.raises(ValueError, match="target aws needs the backup destination"):
+        steps.render_scripts(
+            s, {**render.server_files(s, sizing_for(s), "x"), **files}, host="h", admin_user_hash=FAKE_USER_HASH,
+            data_volume_id="vol-0123456789abcdef0")
+    script = backup_step(s, files, dest=backup.destination(s, "another-bucket", "eu-west-1"))
+    assert "# Nightly backups to s3://another-bucket/small/:" in script
+
+
 def test_file_contents_travel_encoded():
     """Like every step, file contents are base64 in the script, never in clear (the
     S3 secret included)."""
