@@ -32,7 +32,8 @@ import pulumi
 import pulumi_aws as aws
 
 from odoo_pulumi.backup import backup_prefix
-from odoo_pulumi.settings import PROJECT, Settings
+from components.tagging import tagged
+from odoo_pulumi.settings import Settings
 
 TYPE_TOKEN = "odoo:aws:Backups"
 
@@ -46,11 +47,6 @@ BUCKET_PREFIX_MAX = 37  # S3 bucket_prefix limit (AWS adds a unique suffix)
 
 
 # --- pure decisions ----------------------------------------------------------------------------
-
-
-def tags(s: Settings) -> dict[str, str]:
-    """The tags of every backup resource (the server's own set plus what they are)."""
-    return {"Project": PROJECT, "Stack": s.stack, "ManagedBy": "pulumi", "Role": "backups"}
 
 
 def bucket_name_prefix(s: Settings) -> str:
@@ -185,115 +181,17 @@ class Backups(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     region: pulumi.Output[str]
     prefix: str
+    upload_policy: aws.iam.RolePolicy
     snapshot_policy: Optional[aws.dlm.LifecyclePolicy]
 
     def __init__(self, name: str, args: BackupsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        super().__init__(TYPE_TOKEN, name, None, tagged(args.settings, opts))
         s = args.settings
-        t = tags(s)
-        child = pulumi.ResourceOptions(parent=self)
-        # The bucket and its settings outlive the stack: `pulumi destroy` forgets them
-        # (empty and delete the bucket by hand to remove the backups); production
-        # protects them from any replace or delete.
-        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production)
+        self._prefix = name
         self.prefix = backup_prefix(s)
-
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket_prefix=bucket_name_prefix(s),
-            force_destroy=False,
-            tags={**t, "Name": f"odoo-{s.stack}-backups"},
-            opts=kept,
-        )
-        bucket_id = self.bucket.id
-        public = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block",
-            bucket=bucket_id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=kept,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket_id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=kept,
-        )
-        aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket_id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=kept,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket_id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=(
-                    aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        **encryption_default(s))),
-                # With a KMS key, one data key per bucket instead of one KMS call per object.
-                bucket_key_enabled=True if s.backup_kms_key_arn else None,
-            )],
-            opts=kept,
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket_id, rules=lifecycle_rules(s), opts=kept,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-tls-only",
-            bucket=bucket_id,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn, self.prefix))),
-            # After the public-access block, so that S3 checks the policy against it.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production,
-                                        depends_on=[public]),
-        )
-
-        # --- the server's right to add backups ------------------------------------------
-        self.upload_policy = aws.iam.RolePolicy(
-            f"{name}-upload",
-            role=args.role_name,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(upload_policy(arn, self.prefix, s.backup_kms_key_arn))),
-            opts=child,
-        )
-
-        # --- daily snapshots of the data volume -------------------------------------------------
-        self.snapshot_policy = None
-        if s.ebs_snapshots:
-            dlm_role = aws.iam.Role(
-                f"{name}-dlm-role",
-                assume_role_policy=service_trust_policy("dlm.amazonaws.com"),
-                description=f"odoo-pulumi {s.stack}: Data Lifecycle Manager snapshots of the data volume",
-                tags=t,
-                opts=child,
-            )
-            dlm_attach = aws.iam.RolePolicyAttachment(
-                f"{name}-dlm-service", role=dlm_role.name, policy_arn=DLM_SERVICE_POLICY_ARN, opts=child,
-            )
-            self.snapshot_policy = aws.dlm.LifecyclePolicy(
-                f"{name}-snapshots",
-                description=dlm_text(f"odoo-pulumi {s.stack} daily snapshots of the data volume"),
-                execution_role_arn=dlm_role.arn,
-                state="ENABLED",
-                policy_details=aws.dlm.LifecyclePolicyPolicyDetailsArgs(
-                    policy_type="EBS_SNAPSHOT_MANAGEMENT",
-                    resource_types=["VOLUME"],
-                    target_tags=data_volume_target_tags(s),
-                    schedules=[aws.dlm.LifecyclePolicyPolicyDetailsScheduleArgs(
-                        name="daily",
-                        create_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleCreateRuleArgs(
-                            interval=24, interval_unit="HOURS", times=SNAPSHOT_TIME),
-                        retain_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleRetainRuleArgs(
-                            interval=s.backup_retention_days, interval_unit="DAYS"),
-                        copy_tags=True,
-                        tags_to_add={"SnapshotCreator": "odoo-pulumi-dlm", "Stack": s.stack},
-                    )],
-                ),
-                tags=t,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[dlm_attach]),
-            )
+        self.bucket = self._bucket(s)
+        self.upload_policy = self._upload_right(s, args.role_name)
+        self.snapshot_policy = self._snapshots(s) if s.ebs_snapshots else None
 
         self.bucket_name = self.bucket.bucket
         self.region = self.bucket.bucket_region
@@ -305,3 +203,109 @@ class Backups(pulumi.ComponentResource):
             "url": self.bucket_name.apply(lambda b: f"s3://{b}/{self.prefix}"),
             "snapshot_policy_id": self.snapshot_policy.id if self.snapshot_policy else None,
         })
+
+    def _kept(self, s: Settings, **extra: Any) -> pulumi.ResourceOptions:
+        """The bucket and its settings outlive the stack: `pulumi destroy` forgets them
+        (empty and delete the bucket by hand to remove the backups); production protects
+        them from any replace or delete."""
+        return pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production, **extra)
+
+    def _bucket(self, s: Settings) -> aws.s3.Bucket:
+        """The bucket: private, versioned, encrypted, expiring, TLS only, write-once."""
+        name = self._prefix
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket_prefix=bucket_name_prefix(s),
+            force_destroy=False,
+            tags={"Name": f"odoo-{s.stack}-backups", "Role": "backups"},
+            opts=self._kept(s),
+        )
+        public = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access-block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._kept(s),
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=self._kept(s),
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=self._kept(s),
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=(
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        **encryption_default(s))),
+                # With a KMS key, one data key per bucket instead of one KMS call per object.
+                bucket_key_enabled=True if s.backup_kms_key_arn else None,
+            )],
+            opts=self._kept(s),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=bucket.id, rules=lifecycle_rules(s), opts=self._kept(s),
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn, self.prefix))),
+            # After the public-access block, so that S3 checks the policy against it.
+            opts=self._kept(s, depends_on=[public]),
+        )
+        return bucket
+
+    def _upload_right(self, s: Settings, role_name: pulumi.Input[str]) -> aws.iam.RolePolicy:
+        """The server's right to add backups (and nothing else) under the stack's prefix."""
+        return aws.iam.RolePolicy(
+            f"{self._prefix}-upload",
+            role=role_name,
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(upload_policy(arn, self.prefix, s.backup_kms_key_arn))),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _snapshots(self, s: Settings) -> aws.dlm.LifecyclePolicy:
+        """Daily snapshots of the data volume by Data Lifecycle Manager, and its role."""
+        name, child = self._prefix, pulumi.ResourceOptions(parent=self)
+        dlm_role = aws.iam.Role(
+            f"{name}-dlm-role",
+            assume_role_policy=service_trust_policy("dlm.amazonaws.com"),
+            description=f"odoo-pulumi {s.stack}: Data Lifecycle Manager snapshots of the data volume",
+            tags={"Role": "backups"},
+            opts=child,
+        )
+        dlm_attach = aws.iam.RolePolicyAttachment(
+            f"{name}-dlm-service", role=dlm_role.name, policy_arn=DLM_SERVICE_POLICY_ARN, opts=child,
+        )
+        return aws.dlm.LifecyclePolicy(
+            f"{name}-snapshots",
+            description=dlm_text(f"odoo-pulumi {s.stack} daily snapshots of the data volume"),
+            execution_role_arn=dlm_role.arn,
+            state="ENABLED",
+            policy_details=aws.dlm.LifecyclePolicyPolicyDetailsArgs(
+                policy_type="EBS_SNAPSHOT_MANAGEMENT",
+                resource_types=["VOLUME"],
+                target_tags=data_volume_target_tags(s),
+                schedules=[aws.dlm.LifecyclePolicyPolicyDetailsScheduleArgs(
+                    name="daily",
+                    create_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleCreateRuleArgs(
+                        interval=24, interval_unit="HOURS", times=SNAPSHOT_TIME),
+                    retain_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleRetainRuleArgs(
+                        interval=s.backup_retention_days, interval_unit="DAYS"),
+                    copy_tags=True,
+                    tags_to_add={"SnapshotCreator": "odoo-pulumi-dlm", "Stack": s.stack},
+                )],
+            ),
+            tags={"Role": "backups"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[dlm_attach]),
+        )

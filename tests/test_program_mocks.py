@@ -87,6 +87,27 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_operator_commands_have_their_exact_form(stack, monkeypatch, tmp_path):
+    """url, ssh_command and logs_command, built once for both targets: the domain's
+    HTTPS address, else plain HTTP on the server's address; ssh as the stack's user."""
+    exports, _ = run_program(stack, monkeypatch, tmp_path=tmp_path)
+    raw = read_stack_file(stack)
+    ip = EIP_ADDRESS if raw.get("target", "aws") == "aws" else raw["host"]
+    user = raw.get("sshUser", "ubuntu")
+    assert exports["url"] == (f"https://{raw['domain']}" if raw.get("domain") else f"http://{ip}")
+    assert exports["ssh_command"] == f"ssh -i <your key> {user}@{ip}"
+    assert exports["logs_command"] == f"ssh -i <your key> {user}@{ip} sudo journalctl -u odoo -f"
+
+
+def test_url_without_a_domain_is_http_on_the_ip(monkeypatch):
+    """With no domain, the site is plain HTTP on the Elastic IP; a port other than 22
+    shows in the ssh command."""
+    exports, _ = run_program("small", monkeypatch, {"domain": "", "letsencryptEmail": "", "port": 2222})
+    assert exports["url"] == f"http://{EIP_ADDRESS}"
+    assert exports["ssh_command"] == f"ssh -i <your key> -p 2222 ubuntu@{EIP_ADDRESS}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_no_secret_in_plain_text_in_commands(stack, monkeypatch, tmp_path):
     """The admin password, its hash and the private key never appear in a command
     string (a failing command's error repeats its command)."""
