@@ -10,8 +10,8 @@ today with it:
 - a change of an input the provider replaces the resource for (REPLACE_ON_CHANGE, from
   the providers' schemas: Instance ami/subnetId/..., a bucket's prefix, a command's
   triggers): fails;
-- any other input or option change: fails unless listed in ACCEPTED with its reason,
-  and is printed as a diff.
+- any other input or option change, or a secret made plain: fails unless listed in
+  ACCEPTED with its reason, and is printed as a diff.
 
 Secret values are recorded as a digest, never in clear (the test passwords are fake
 anyway), so a value that stops being secret but keeps its content compares equal: only
@@ -248,8 +248,10 @@ def _secret_paths(value: Any, path: str = "") -> dict[str, str]:
 
 
 def compare(stack: str, before: dict, after: dict) -> dict[str, list[str]]:
-    """{"added", "removed", "replaced", "changed", "secretness"}: lines describing each difference."""
-    out: dict[str, list[str]] = {k: [] for k in ("added", "removed", "replaced", "changed", "secretness")}
+    """{"added", "removed", "replaced", "changed", "unsecreted", "secretness"}: lines
+    describing each difference (secretness: a plain value made secret, content equal)."""
+    out: dict[str, list[str]] = {k: [] for k in ("added", "removed", "replaced", "changed", "unsecreted",
+                                                 "secretness")}
     b, a = before["resources"], after["resources"]
     out["added"] = [f"{u} ({a[u]['type']})" for u in sorted(set(a) - set(b))]
     out["removed"] = [f"{u} ({b[u]['type']})" for u in sorted(set(b) - set(a))]
@@ -261,8 +263,11 @@ def compare(stack: str, before: dict, after: dict) -> dict[str, list[str]]:
         fb, fa = _flatten(rb["inputs"]), _flatten(ra["inputs"])
         for path in sorted(set(sb) | set(sa)):
             if (path in sb) != (path in sa):
-                out["secretness"].append(f"{name}: {path} {'secret' if path in sb else 'plain'} -> "
-                                         f"{'secret' if path in sa else 'plain'}")
+                line = f"{name}: {path} {'secret' if path in sb else 'plain'} -> {'secret' if path in sa else 'plain'}"
+                if path in sb and (stack, name, path) not in ACCEPTED:
+                    out["unsecreted"].append(line)  # a secret made plain: a leak unless meant
+                else:
+                    out["secretness"].append(line)
         # A secret on one side, plain on the other: compare the plain side's content,
         # collapsed to one leaf, with the secret's digest.
         for path in set(sb) ^ set(sa):
@@ -340,12 +345,13 @@ def test_no_resource_is_replaced_added_or_removed(stack):
     assert not diff["added"] and not diff["removed"], report
     assert not diff["replaced"], report
     assert not diff["changed"], report
+    assert not diff["unsecreted"], report
 
 
 def test_the_comparison_sees_a_replace_an_addition_and_a_secret_made_plain():
     """The comparison itself: a changed AMI is a replace, a new URN an addition, a
-    changed tag a change, and a secret made plain with the same content only a change
-    of secretness."""
+    changed tag a change, a secret made plain with the same content a leak to refuse
+    (its content unchanged), and the reverse only a note."""
     secret = {"<secret>": _digest({"a": "x"})}
     before = {"exports": {}, "resources": {
         "urn:i": {"type": "aws:ec2/instance:Instance", "inputs": {"ami": "ami-1", "tags": {"A": "1"}},
@@ -360,7 +366,9 @@ def test_the_comparison_sees_a_replace_an_addition_and_a_secret_made_plain():
     assert diff["replaced"] == ["urn:i: ami: ami-1 -> ami-2"]
     assert diff["changed"] == ['urn:i: tags.A: 1 -> 2']
     assert diff["added"] == ["urn:new (aws:s3/bucket:Bucket)"]
-    assert diff["secretness"] == ["urn:c: stdin secret -> plain"]
+    assert diff["unsecreted"] == ["urn:c: stdin secret -> plain"]  # and no content change: see "changed"
+    back = compare("t", after, before)
+    assert back["secretness"] == ["urn:c: stdin plain -> secret"] and not back["unsecreted"]
 
 
 def main(argv: list[str]) -> int:

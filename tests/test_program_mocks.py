@@ -100,11 +100,16 @@ def test_operator_commands_have_their_exact_form(stack, monkeypatch, tmp_path):
 
 
 def test_url_without_a_domain_is_http_on_the_ip(monkeypatch):
-    """With no domain, the site is plain HTTP on the Elastic IP; a port other than 22
-    shows in the ssh command."""
-    exports, _ = run_program("small", monkeypatch, {"domain": "", "letsencryptEmail": "", "port": 2222})
+    """With no domain, the site is plain HTTP on the Elastic IP."""
+    exports, _ = run_program("small", monkeypatch, {"domain": "", "letsencryptEmail": ""})
     assert exports["url"] == f"http://{EIP_ADDRESS}"
-    assert exports["ssh_command"] == f"ssh -i <your key> -p 2222 ubuntu@{EIP_ADDRESS}"
+
+
+def test_ssh_command_names_a_port_other_than_22(monkeypatch, tmp_path):
+    """A host whose sshd listens elsewhere: the command an operator copies says so."""
+    exports, _ = run_program("local", monkeypatch, {"port": 2222}, tmp_path=tmp_path)
+    host = read_stack_file("local")["host"]
+    assert exports["ssh_command"] == f"ssh -i <your key> -p 2222 ubuntu@{host}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
