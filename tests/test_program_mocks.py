@@ -162,6 +162,22 @@ def test_plain_text_secret_is_refused(monkeypatch):
     assert mocks.inputs == {}
 
 
+def test_unknown_key_in_the_stack_file_is_refused(monkeypatch):
+    """pulumi.Config reads declared keys only: a typo in the stack file (`user: 15`)
+    would be ignored silently, so the program judges the file too and names the key."""
+    stack = "zz-unknown-key-test"
+    path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+    text = (ROOT / "stacks" / "Pulumi.small.yaml").read_text() + "  odoo-pulumi:user: 15\n"
+    path.write_text(text)
+    mocks = FakeAws()
+    try:
+        with pytest.raises(Exception, match=r"unknown setting\(s\) user in stack .*did you mean users"):
+            run_program(stack, monkeypatch, raw={**read_stack_file("small")}, mocks=mocks)
+    finally:
+        path.unlink()
+    assert mocks.inputs == {}
+
+
 # --- issue 11: the shared table of bad settings, through the whole program --------------------
 
 from tests.bad_settings import CASES, check_message  # noqa: E402
