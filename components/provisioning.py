@@ -4,14 +4,16 @@ Each step of `odoo_pulumi/steps.py` becomes one `pulumi_command.remote.Command`:
 is the short fixed command of `steps.create_command` and the step's script arrives on
 stdin, so nothing secret is ever part of a command string (which Pulumi shows in errors).
 Steps that embed a secret file get a secret stdin and secret outputs, and print only
-through their output guard (progress lines, never a secret), which is logged. A
-step re-runs only when its own script changed; `health` re-runs whenever any did.
+through their output guard (progress lines, never a secret), which is logged. The
+other steps' scripts are rendered from plain inputs only, so they stay plain and a
+preview shows their diff. A step re-runs only when its own script changed; `health`
+re-runs whenever any did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 from pulumi_command import remote
@@ -100,32 +102,9 @@ class Provisioning(pulumi.ComponentResource):
                 deps += list(args.depends_on)
             if step.name == "odoo-install" and archive_sha:
                 deps.append(self._upload_archive(s, connection, archive_sha, triggers))
-            secret_stdin = steps.step_is_secret(step)
-            # A step that writes a secret file prints only through its output guard
-            # (templates/scripts/_step.sh.j2): its progress lines are logged like any
-            # other step's, and its stdout/stderr stay secret in the state all the same.
-            guarded = steps.step_embeds_secret(step)
-            stdin = (secret_scripts if secret_stdin else plain_scripts).apply(lambda d, n=step.name: d[n])
-            self.commands[step.name] = remote.Command(
-                f"{self._prefix}-{step.name}",
-                connection=connection,
-                create=steps.create_command(s),
-                delete=steps.delete_command(step, s),
-                stdin=stdin,
-                triggers=triggers,
-                # Previous output in the environment needs AcceptEnv on the server and is
-                # of no use here: off.
-                add_previous_output_in_env=False,
-                logging=remote.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=deps,
-                    additional_secret_outputs=(["stdin", "stdout", "stderr"] if guarded
-                                               else ["stdin"] if secret_stdin else None),
-                    # A step times out only if the server hangs: apt and pip can take long.
-                    custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m", delete="10m"),
-                ),
-            )
+            scripts = secret_scripts if steps.step_is_secret(step) else plain_scripts
+            self.commands[step.name] = self._command(
+                s, step, connection, scripts.apply(lambda d, n=step.name: d[n]), triggers, deps)
 
         self.health = pulumi.Output.unsecret(self.commands["health"].stdout.apply(health_summary))
         self.register_outputs({
@@ -133,6 +112,36 @@ class Provisioning(pulumi.ComponentResource):
             "steps": [st.name for st in plan],
             "archive_sha256": archive_sha,
         })
+
+    def _command(self, s: Settings, step: steps.Step, connection: remote.ConnectionArgs,
+                 stdin: pulumi.Output[str], triggers: Optional[list],
+                 deps: list[pulumi.Resource]) -> remote.Command:
+        """One step: a short fixed command, its script on stdin, logged unless secret."""
+        secret_stdin = steps.step_is_secret(step)
+        # A step that writes a secret file prints only through its output guard
+        # (templates/scripts/_step.sh.j2): its progress lines are logged like any
+        # other step's, and its stdout/stderr stay secret in the state all the same.
+        guarded = steps.step_embeds_secret(step)
+        return remote.Command(
+            f"{self._prefix}-{step.name}",
+            connection=connection,
+            create=steps.create_command(s),
+            delete=steps.delete_command(step, s),
+            stdin=stdin,
+            triggers=triggers,
+            # Previous output in the environment needs AcceptEnv on the server and is
+            # of no use here: off.
+            add_previous_output_in_env=False,
+            logging=remote.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=deps,
+                additional_secret_outputs=(["stdin", "stdout", "stderr"] if guarded
+                                           else ["stdin"] if secret_stdin else None),
+                # A step times out only if the server hangs: apt and pip can take long.
+                custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m", delete="10m"),
+            ),
+        )
 
     @staticmethod
     def _scripts(s: Settings, args: ProvisioningArgs,
