@@ -39,8 +39,9 @@ def _with_tags(props: Any, tags: dict[str, str]) -> Optional[Any]:
     own = props if isinstance(props, Mapping) else vars(props)
     if "tags" not in own:
         return None
-    merged = pulumi.Output.from_input(own["tags"]).apply(lambda t: {**tags, **(t or {})}) \
-        if isinstance(own["tags"], pulumi.Output) else {**tags, **(own["tags"] or {})}
+    if not isinstance(own["tags"] or {}, Mapping):
+        raise TypeError(f"tags must be a plain mapping to merge the project's into, not {own['tags']!r}")
+    merged = {**tags, **(own["tags"] or {})}
     if isinstance(props, Mapping):
         return {**props, "tags": merged}
     out = copy.copy(props)
