@@ -73,9 +73,10 @@ if settings.target == "aws":
     server = AwsServer("server", AwsServerArgs(settings=settings, sizing=sizing))
     backups = Backups("backups", BackupsArgs(settings=settings, role_name=server.role.name))
     host = server.public_ip
-    files = pulumi.Output.all(backups.bucket_name, backups.region).apply(
-        lambda a: {**server_files, **backup.server_files(settings, bucket=a[0], region=a[1])})
-    on_aws = dict(data_volume_id=server.data_volume_id, server_id=server.instance_id, depends_on=[server, backups])
+    bucket = pulumi.Output.all(backups.bucket_name, backups.region)
+    files = bucket.apply(lambda a: {**server_files, **backup.server_files(settings, bucket=a[0], region=a[1])})
+    on_aws = dict(data_volume_id=server.data_volume_id, server_id=server.instance_id, depends_on=[server, backups],
+                  backup_destination=bucket.apply(lambda a: backup.destination(settings, a[0], a[1])))
     pulumi.export("instance_id", server.instance_id)
     pulumi.export("backup_bucket", backups.bucket_name)
     pulumi.export("backup_prefix", backups.prefix)

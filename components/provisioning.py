@@ -19,7 +19,8 @@ import pulumi
 from pulumi_command import remote
 
 from odoo_pulumi import steps
-from odoo_pulumi.render import ServerFile
+from odoo_pulumi.backup import Destination
+from odoo_pulumi.server_files import ServerFile
 from odoo_pulumi.settings import Settings
 
 
@@ -39,6 +40,8 @@ class ProvisioningArgs:
     data_volume_id: the EBS volume to format/mount (target aws only).
     server_id: the instance id (aws): a replaced server re-runs every step even when
         its Elastic IP stays the same.
+    backup_destination: where `backup.server_files` sends the backups (target aws: the
+        stack's bucket, required; target host: the setting's, the default).
     depends_on: resources that must exist first (instance, volume attachment, EIP).
     """
 
@@ -50,6 +53,7 @@ class ProvisioningArgs:
     admin_user_hash: pulumi.Output[str]
     data_volume_id: Optional[pulumi.Input[str]] = None
     server_id: Optional[pulumi.Input[str]] = None
+    backup_destination: Optional[pulumi.Input[Destination]] = None
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -58,6 +62,8 @@ class ProvisioningArgs:
             raise ValueError("ProvisioningArgs: target aws needs data_volume_id")
         if s.target == "host" and self.data_volume_id is not None:
             raise ValueError("ProvisioningArgs: data_volume_id is for target aws only")
+        if s.target == "aws" and self.backup_destination is None:
+            raise ValueError("ProvisioningArgs: target aws needs backup_destination (the stack's bucket)")
         if s.odoo_source == "archive" and not s.odoo_archive:
             raise ValueError("ProvisioningArgs: odooSource archive needs odooArchive")
 
@@ -152,13 +158,16 @@ class Provisioning(pulumi.ComponentResource):
         Outputs; the secret steps (steps.step_is_secret) from the secret files and the
         administrator's hash too, so their scripts are secret Outputs.
         """
-        plain = pulumi.Output.all(args.files, args.host, args.data_volume_id).apply(
-            lambda a: steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2],
-                                           admin_user_hash=None))
-        secret = pulumi.Output.secret(pulumi.Output.all(
-            args.files, pulumi.Output.secret(args.secret_files), args.host, args.data_volume_id, args.admin_user_hash,
-        ).apply(lambda a: steps.render_scripts(s, {**a[0], **a[1]}, host=a[2], archive_sha256=archive_sha,
-                                               data_volume_id=a[3], admin_user_hash=a[4])))
+        common = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.backup_destination)
+
+        def render(a: list, secret_files: Optional[Mapping[str, ServerFile]] = None,
+                   admin_user_hash: Optional[str] = None) -> dict[str, str]:
+            return steps.render_scripts(s, {**a[0], **(secret_files or {})}, host=a[1], archive_sha256=archive_sha,
+                                        data_volume_id=a[2], backup_destination=a[3], admin_user_hash=admin_user_hash)
+
+        plain = common.apply(render)
+        secret = pulumi.Output.secret(pulumi.Output.all(common, args.secret_files, args.admin_user_hash).apply(
+            lambda a: render(a[0], a[1], a[2])))
         return plain, secret
 
     def _upload_archive(self, s: Settings, connection: remote.ConnectionArgs, archive_sha: str,
