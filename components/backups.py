@@ -211,15 +211,21 @@ class Backups(pulumi.ComponentResource):
         return pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production, **extra)
 
     def _bucket(self, s: Settings) -> aws.s3.Bucket:
-        """The bucket: private, versioned, encrypted, expiring, TLS only, write-once."""
-        name = self._prefix
+        """The bucket: private, TLS only and write-once; versioned, encrypted, expiring."""
         bucket = aws.s3.Bucket(
-            f"{name}-bucket",
+            f"{self._prefix}-bucket",
             bucket_prefix=bucket_name_prefix(s),
             force_destroy=False,
             tags={"Name": f"odoo-{s.stack}-backups", "Role": "backups"},
             opts=self._kept(s),
         )
+        self._lock_down(s, bucket)
+        self._retention(s, bucket)
+        return bucket
+
+    def _lock_down(self, s: Settings, bucket: aws.s3.Bucket) -> None:
+        """No public access, no ACLs, and a bucket policy: TLS only, backups never replaced."""
+        name = self._prefix
         public = aws.s3.BucketPublicAccessBlock(
             f"{name}-public-access-block",
             bucket=bucket.id,
@@ -235,6 +241,17 @@ class Backups(pulumi.ComponentResource):
             rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
             opts=self._kept(s),
         )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn, self.prefix))),
+            # After the public-access block, so that S3 checks the policy against it.
+            opts=self._kept(s, depends_on=[public]),
+        )
+
+    def _retention(self, s: Settings, bucket: aws.s3.Bucket) -> None:
+        """Versions kept, encryption at rest, expiry after backupRetentionDays."""
+        name = self._prefix
         aws.s3.BucketVersioning(
             f"{name}-versioning",
             bucket=bucket.id,
@@ -256,14 +273,6 @@ class Backups(pulumi.ComponentResource):
         aws.s3.BucketLifecycleConfiguration(
             f"{name}-lifecycle", bucket=bucket.id, rules=lifecycle_rules(s), opts=self._kept(s),
         )
-        aws.s3.BucketPolicy(
-            f"{name}-tls-only",
-            bucket=bucket.id,
-            policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn, self.prefix))),
-            # After the public-access block, so that S3 checks the policy against it.
-            opts=self._kept(s, depends_on=[public]),
-        )
-        return bucket
 
     def _upload_right(self, s: Settings, role_name: pulumi.Input[str]) -> aws.iam.RolePolicy:
         """The server's right to add backups (and nothing else) under the stack's prefix."""

@@ -159,6 +159,8 @@ class BaselineMonitor(MockMonitor):
                 "ignoreChanges": sorted(request.ignoreChanges),
                 "additionalSecretOutputs": sorted(request.additionalSecretOutputs),
                 "aliases": len(request.aliases) + len(request.aliasURNs),
+                # What it waits for: explicit depends_on and the resources its inputs come from.
+                "dependencies": sorted(set(request.dependencies)),
             },
         }
         return response
