@@ -17,101 +17,32 @@ it, and (optionally) daily EBS snapshots of the data volume.
 - with `ebsSnapshots`, a Data Lifecycle Manager policy (and its service role) taking a
   daily snapshot of the data volume, found by its Name tag, kept `backupRetentionDays`.
 
-The pure helpers hold the decisions so that tests can read them without an engine;
-`odoo_pulumi/backup.py` renders what the server needs from the bucket name and region.
+The decisions (the bucket's name, its policies, the encryption) live in
+odoo_pulumi/aws.py, without Pulumi; `odoo_pulumi/backup.py` renders what the server
+needs from the bucket name and region.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from odoo_pulumi.backup import backup_prefix
 from components.tagging import tagged
+from odoo_pulumi.aws import (bucket_name_prefix, data_volume_target_tags, dlm_text, encryption_default,
+                             service_trust_policy, tls_only_policy, upload_policy)
+from odoo_pulumi.backup import backup_prefix
 from odoo_pulumi.settings import Settings
 
 TYPE_TOKEN = "odoo:aws:Backups"
 
-SSE_ALGORITHM = "AES256"  # SSE-S3: no KMS key policy for the instance role to need
 # Parts of an upload that died (a server stopped mid-backup) are removed after this.
 ABORT_INCOMPLETE_UPLOAD_DAYS = 2
-UPLOAD_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 DLM_SERVICE_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
 SNAPSHOT_TIME = "03:00"  # UTC (DLM's clock), after the nightly odoo-backup
-BUCKET_PREFIX_MAX = 37  # S3 bucket_prefix limit (AWS adds a unique suffix)
-
-
-# --- pure decisions ----------------------------------------------------------------------------
-
-
-def bucket_name_prefix(s: Settings) -> str:
-    """`odoo-backups-<stack>-`: lowercase, S3-safe, at most 37 characters."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", s.stack.lower()).strip("-") or "stack"
-    head = "odoo-backups-"
-    return head + slug[: BUCKET_PREFIX_MAX - len(head) - 1].rstrip("-") + "-"
-
-
-def upload_policy(bucket_arn: str, prefix: str, kms_key_arn: Optional[str] = None) -> dict[str, Any]:
-    """What the instance role may do with the bucket: create objects under the stack's
-    prefix, and only new ones.
-
-    PutObject is allowed when the request says If-None-Match (S3 then refuses a key that
-    exists), or when it creates no object by itself (CreateMultipartUpload, UploadPart:
-    the upload's completion carries the header). With a customer-managed key, the role
-    may encrypt with it (GenerateDataKey; Decrypt, which S3 needs to complete a multipart
-    upload): it still cannot read a backup, having no s3:GetObject.
-    """
-    if not prefix.endswith("/") or prefix.startswith("/") or "*" in prefix:
-        raise ValueError(f"backup prefix {prefix!r}: expected 'name/'")
-    objects = [f"{bucket_arn}/{prefix}*"]
-    statements: list[dict[str, Any]] = [
-        {"Sid": "CreateNewBackupObjectsOnly", "Effect": "Allow", "Action": ["s3:PutObject"],
-         "Resource": objects, "Condition": {"Null": {"s3:if-none-match": "false"}}},
-        {"Sid": "UploadPartsOfNewBackups", "Effect": "Allow", "Action": ["s3:PutObject"],
-         "Resource": objects, "Condition": {"Bool": {"s3:ObjectCreationOperation": "false"}}},
-        {"Sid": "AbortUnfinishedUploads", "Effect": "Allow", "Action": ["s3:AbortMultipartUpload"],
-         "Resource": objects},
-    ]
-    if kms_key_arn:
-        statements.append({"Sid": "EncryptWithTheBackupKey", "Effect": "Allow",
-                           "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": [kms_key_arn]})
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def tls_only_policy(bucket_arn: str, prefix: Optional[str] = None) -> dict[str, Any]:
-    """Bucket policy: every request without TLS is denied; with the backups' prefix, also
-    every creation of an object there without If-None-Match (write-once, for everyone:
-    the bucket itself refuses to replace a backup, whatever an identity policy allows)."""
-    statements: list[dict[str, Any]] = [{
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }]
-    if prefix is not None:
-        statements.append({
-            "Sid": "DenyReplacingBackups",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": [f"{bucket_arn}/{prefix}*"],
-            "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
-        })
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def encryption_default(s: Settings) -> dict[str, Any]:
-    """The bucket's default encryption: SSE-S3, or SSE-KMS with the stack's own key."""
-    if s.backup_kms_key_arn:
-        return {"sse_algorithm": "aws:kms", "kms_master_key_id": s.backup_kms_key_arn}
-    return {"sse_algorithm": SSE_ALGORITHM}
 
 
 def lifecycle_rules(s: Settings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
@@ -137,23 +68,6 @@ def lifecycle_rules(s: Settings) -> list[aws.s3.BucketLifecycleConfigurationRule
             expiration=aws.s3.BucketLifecycleConfigurationRuleExpirationArgs(expired_object_delete_marker=True),
         ),
     ]
-
-
-def data_volume_target_tags(s: Settings) -> dict[str, str]:
-    """The tag that finds this stack's data volume (AwsServer names it odoo-<stack>-data)."""
-    return {"Name": f"odoo-{s.stack}-data"}
-
-
-def dlm_text(text: str) -> str:
-    """DLM descriptions and names allow only [0-9A-Za-z _-]."""
-    return re.sub(r"[^0-9A-Za-z _-]", "-", text)[:500]
-
-
-def service_trust_policy(service: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    })
 
 
 # --- the component -------------------------------------------------------------------------------

@@ -10,37 +10,30 @@ Resizing must keep the data. Every input that changes with `users` (the instance
 tags) is updated in place by AWS (stop, modify, start); the data volume and its
 attachment never depend on `users`. `tests/test_resize_safety.py` proves it.
 
-The pure helpers (`ingress_plan`, `pick_subnet`, `check_architecture`, ...) hold the
-decisions so that they can be tested without Pulumi; the component only wires them.
+The decisions (`ingress_plan`, `pick_subnet`, `check_architecture`, ...) live in
+odoo_pulumi/aws.py, without Pulumi; the component only wires them.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from odoo_pulumi.checks import wide_ranges
+from components.tagging import tagged
+from odoo_pulumi.aws import (CANONICAL_OWNER, UBUNTU_ARCH, WORLD_IPV4, WORLD_IPV6, ami_filters,
+                             assume_role_policy, check_architecture, ingress_plan, instance_tags, pick_subnet,
+                             project_tags)
 from odoo_pulumi.instance_types import BY_NAME
-from components.tagging import project_tags, tagged
 from odoo_pulumi.settings import Settings
 from odoo_pulumi.sizing import Sizing
 
 TYPE_TOKEN = "odoo:aws:Server"
 
-CANONICAL_OWNER = "099720109477"  # Canonical's AWS account, the publisher of Ubuntu AMIs
-UBUNTU_ARCH = {"x86_64": "amd64", "arm64": "arm64"}  # EC2 architecture -> Ubuntu's name
-
 DATA_DEVICE = "/dev/sdf"  # appears as an NVMe device whose serial is the volume id
 SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-WORLD_IPV4, WORLD_IPV6 = "0.0.0.0/0", "::/0"
-PUBLIC_PORTS = {"http": 80, "https": 443}
-SSH_PORT = 22
 # EC2 states in which an instance still holds its root volume (and so its AMI).
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -49,131 +42,6 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # - key_name: the key pair is read once at first boot; rotating `sshPublicKey` replaces
 #   the key pair (new name) and would otherwise replace the instance.
 INSTANCE_IGNORE_CHANGES = ["ami", "key_name"]
-
-
-class ArchitectureChangeError(ValueError):
-    """The sizing asks for a CPU architecture the existing instance cannot switch to."""
-
-
-# --- pure decisions ------------------------------------------------------------------------
-
-
-def ami_name_pattern(arch: str) -> str:
-    """Canonical's name pattern for Ubuntu 24.04 LTS server images on gp3 for `arch`."""
-    if arch not in UBUNTU_ARCH:
-        raise ValueError(f"arch {arch!r} has no Ubuntu image; allowed: {', '.join(UBUNTU_ARCH)}")
-    return f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{UBUNTU_ARCH[arch]}-server-*"
-
-
-def ami_filters(arch: str) -> list[dict]:
-    """The filters of the AMI lookup: name, hvm, and the EC2 architecture of the type."""
-    return [
-        {"name": "name", "values": [ami_name_pattern(arch)]},
-        {"name": "virtualization-type", "values": ["hvm"]},
-        {"name": "architecture", "values": [arch]},
-    ]
-
-
-@dataclass(frozen=True)
-class IngressRule:
-    """One inbound rule: a TCP port from one CIDR block (IPv4 or IPv6)."""
-
-    key: str  # suffix of the logical name; stable for a given (port, cidr)
-    port: int
-    cidr: str
-    ipv6: bool
-    description: str
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]", "-", text)
-
-
-def ingress_plan(settings: Settings) -> list[IngressRule]:
-    """Every inbound rule of the server: 80/443 from the world, 22 from the admins.
-
-    Nothing else is ever opened: PostgreSQL (5432) and Odoo's own ports (8069, 8072)
-    listen on localhost behind Nginx. With `allowSshFromAnywhere` SSH is open to the
-    world instead of the admin CIDRs (the component warns).
-    """
-    rules: list[IngressRule] = []
-    for label, port in PUBLIC_PORTS.items():
-        rules.append(IngressRule(f"{label}-ipv4", port, WORLD_IPV4, False, f"{label.upper()} from anywhere"))
-        rules.append(IngressRule(f"{label}-ipv6", port, WORLD_IPV6, True, f"{label.upper()} from anywhere"))
-    if settings.allow_ssh_from_anywhere:
-        rules.append(IngressRule("ssh-world-ipv4", SSH_PORT, WORLD_IPV4, False, "SSH from anywhere (allowSshFromAnywhere)"))
-        rules.append(IngressRule("ssh-world-ipv6", SSH_PORT, WORLD_IPV6, True, "SSH from anywhere (allowSshFromAnywhere)"))
-        return rules
-    # The union is judged, not each entry: 0.0.0.0/1 + 128.0.0.0/1 is the whole Internet
-    # too. The settings refuse it first; this guards any other caller.
-    wide = wide_ranges(settings.admin_cidrs)
-    if wide:
-        raise ValueError(f"adminCidrs together open SSH to nearly everyone ({'; '.join(wide)}); "
-                         "set allowSshFromAnywhere: true if that is really meant")
-    seen: set[str] = set()
-    for raw in settings.admin_cidrs:
-        net = ipaddress.ip_network(raw, strict=False)  # AWS wants the network address
-        cidr = str(net)
-        if cidr in seen:
-            continue
-        seen.add(cidr)
-        rules.append(IngressRule(f"ssh-{_slug(cidr)}", SSH_PORT, cidr, net.version == 6, f"SSH from admin {cidr}"))
-    return rules
-
-
-def pick_subnet(subnets: Iterable[tuple[str, str]]) -> tuple[str, str]:
-    """The subnet (id, availability zone) to use among candidates: the first AZ by name.
-
-    Sorting by zone name then id keeps the choice stable when AWS adds zones or subnets
-    later (new zones get later letters), so the instance and its data volume stay put.
-    """
-    ordered = sorted(subnets, key=lambda s: (s[1], s[0]))
-    if not ordered:
-        raise ValueError("no public subnet found in the VPC; set subnetId (and vpcId) in the stack")
-    return ordered[0]
-
-
-def check_architecture(existing: Sequence[tuple[str, str, str]], sizing: Sizing) -> None:
-    """Refuse a sizing whose architecture differs from the running instance's.
-
-    `existing` lists (instance id, type, architecture) of this stack's live instances.
-    The AMI is ignored after creation, so switching e.g. arm64 -> x86_64 would try to
-    run an arm64 image on an x86 type: AWS refuses the modification and leaves the
-    instance stopped. The fix is to keep the architecture: set `arch` in the stack.
-    """
-    for instance_id, instance_type, arch in existing:
-        if arch and arch != sizing.arch:
-            raise ArchitectureChangeError(
-                f"the stack's instance {instance_id} is {instance_type} ({arch}) but the sizing now picks "
-                f"{sizing.instance_type} ({sizing.arch}). An instance cannot change architecture in place "
-                f"(its Ubuntu image is {arch}). Set `pulumi config set arch {arch}` to stay on {arch} "
-                f"(recommended for every production stack), or migrate to a new server deliberately."
-            )
-
-
-def instance_tags(settings: Settings, sizing: Sizing) -> dict[str, str]:
-    """The instance's own tags (the project's are added by components.tagging); the policy
-    pack reads Users/UsersPerWorker to check the type."""
-    return {
-        "Name": f"odoo-{settings.stack}",
-        "Role": "odoo",
-        "Users": str(sizing.users),
-        "UsersPerWorker": str(sizing.users_per_worker),
-        "Workers": str(sizing.workers),
-        "Arch": sizing.arch,
-    }
-
-
-def assume_role_policy() -> str:
-    """Trust policy letting EC2 instances take the role."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }],
-    })
 
 
 # --- the component -----------------------------------------------------------------------------

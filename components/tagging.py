@@ -22,12 +22,8 @@ from typing import Any, Optional
 
 import pulumi
 
-from odoo_pulumi.settings import PROJECT, Settings
-
-
-def project_tags(s: Settings) -> dict[str, str]:
-    """The tags every AWS resource of the stack carries (and finds its instances by)."""
-    return {"Project": PROJECT, "Stack": s.stack, "ManagedBy": "pulumi"}
+from odoo_pulumi.aws import project_tags
+from odoo_pulumi.settings import Settings
 
 
 def _with_tags(props: Any, tags: dict[str, str]) -> Optional[Any]:

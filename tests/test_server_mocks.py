@@ -9,14 +9,8 @@ from __future__ import annotations
 import pytest
 
 from tests.aws_mocks import AMI_BY_ARCH, DEFAULT_VPC, EIP_ADDRESS, build, stack_settings
-from components.server import (
-    CANONICAL_OWNER,
-    ArchitectureChangeError,
-    AwsServerArgs,
-    check_architecture,
-    ingress_plan,
-    pick_subnet,
-)
+from components.server import AwsServerArgs
+from odoo_pulumi.aws import CANONICAL_OWNER, ArchitectureChangeError, check_architecture, ingress_plan, pick_subnet
 from odoo_pulumi.settings import sizing_for
 
 INSTANCE = "aws:ec2/instance:Instance"
