@@ -616,3 +616,59 @@ def sizing_for(s: Settings) -> sizing.Sizing:
         host_memory_mib=s.host_memory_mib if s.target == "host" else 0,
         host_threads_per_core=s.host_threads_per_core, full_worker_count=s.full_worker_count,
     )
+
+
+# --- the stack lint: every problem of a stack's config, without its secrets ----------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a stack's config: where, the full key, and what is wrong/allowed."""
+    where: str
+    key: str
+    kind: str  # namespace, unknown, plain-secret, value
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.key}: {self.message}"
+
+
+def lint_config(config: Mapping[str, Any], where: str, *, secrets_marked: bool = True) -> list[Problem]:
+    """Every problem of a stack's namespaced config, each key judged on its own.
+
+    The project's keys must be declared in Pulumi.yaml, its secrets stored encrypted
+    (`secrets_marked`: a stack file marks them {"secure": ...}; the engine hands a policy
+    pack decrypted strings, so there that check is the file's), and each value allowed
+    by its key's rule. Other namespaces (aws:, ...) belong to their providers. A secret's
+    value is never judged nor repeated.
+    """
+    declared, problems = declared_config(), []
+    for full_key, value in config.items():
+        ns, colon, key = str(full_key).partition(":")
+        if not colon:
+            problems.append(Problem(where, str(full_key), "namespace",
+                                    f"no namespace; write {PROJECT}:{full_key} for a setting of this project"))
+        elif ns != PROJECT:
+            continue
+        elif key not in declared:
+            problems.append(Problem(where, full_key, "unknown", f"unknown setting; {_unknown_hint([key])}"))
+        elif declared[key].get("secret"):
+            if secrets_marked and not (isinstance(value, dict) and "secure" in value):
+                problems.append(Problem(where, full_key, "plain-secret", _plain_secret(key)))
+        elif not (isinstance(value, dict) and "secure" in value):  # an encrypted value: nothing to judge
+            try:
+                _judge(key, value)
+            except SettingsError as e:
+                problems.append(Problem(where, full_key, "value", str(e)))
+    return problems
+
+
+def lint_stack_file(path: Path) -> list[Problem]:
+    """The problems of one stack file (stacks/Pulumi.<stack>.yaml), scalars as written."""
+    where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    try:
+        config = _stack_file_config(path)
+    except (yaml.YAMLError, AttributeError) as e:
+        return [Problem(where, "config", "yaml", f"not a stack file: {str(e).splitlines()[0]}")]
+    return lint_config(config, where)
+

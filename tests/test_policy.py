@@ -379,7 +379,8 @@ def test_pack_runs_as_the_engine_starts_it():
             assert info.name == "odoo-pulumi"
             assert {p.name for p in info.policies} == {
                 "no-public-admin-ports", "imdsv2-required", "encrypted-storage",
-                "data-volume-protected", "instance-fits-users", "no-public-admin-ports-union"}
+                "data-volume-protected", "instance-fits-users", "no-public-admin-ports-union",
+                "stack-config-declared"}
 
             def analyze(typ, props, protect=False):
                 s = struct_pb2.Struct()
