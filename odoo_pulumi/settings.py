@@ -545,21 +545,37 @@ def _check_admin_ranges(v: dict[str, Any]) -> None:
 
 
 def _cross_checks(v: dict[str, Any]) -> None:
-    """Rules that involve more than one key."""
+    """Rules that involve more than one key, in a fixed order (the first fault wins)."""
     if v["limitTimeCpu"] > v["limitTimeReal"]:
         raise _fail("limitTimeCpu", v["limitTimeCpu"],
                     f"must be <= limitTimeReal ({v['limitTimeReal']}): CPU time cannot exceed wall time")
+    _check_odoo_source(v)
+    _check_admin_ranges(v)
+    if v["domain"] and not v["letsencryptEmail"]:
+        raise _fail("letsencryptEmail", "", f"required with domain={v['domain']!r} (Let's Encrypt expiry notices)")
+    if v["hostedZoneId"] and not v["domain"]:
+        raise _fail("hostedZoneId", v["hostedZoneId"], "needs a domain to create a record for")
+    _check_archive(v)
+    if v["target"] == "host" and v["backupKmsKeyArn"]:
+        raise _fail("backupKmsKeyArn", v["backupKmsKeyArn"], "applies to target=aws only (the stack's own bucket)")
+    if v["target"] == "host":
+        _check_host_target(v)
+    if v["target"] == "aws":
+        _check_aws_target(v)
+
+
+def _check_odoo_source(v: dict[str, Any]) -> None:
+    """A git install needs a repository git will not read as an option."""
     if v["odooSource"] == "git":
         if not v["odooGitRepo"]:
             raise _fail("odooGitRepo", "", "required with odooSource=git: the repository to clone, e.g. "
                         "https://github.com/odoo/odoo.git")
         if v["odooGitRepo"].startswith("-"):
             raise _fail("odooGitRepo", v["odooGitRepo"], "must not start with '-' (git would read it as an option)")
-    _check_admin_ranges(v)
-    if v["domain"] and not v["letsencryptEmail"]:
-        raise _fail("letsencryptEmail", "", f"required with domain={v['domain']!r} (Let's Encrypt expiry notices)")
-    if v["hostedZoneId"] and not v["domain"]:
-        raise _fail("hostedZoneId", v["hostedZoneId"], "needs a domain to create a record for")
+
+
+def _check_archive(v: dict[str, Any]) -> None:
+    """An archive install needs a tarball on this machine, in a format it can unpack."""
     if v["odooSource"] == "archive":
         if not v["odooArchive"]:
             raise _fail("odooArchive", "", "required with odooSource=archive: path of an Odoo source tarball")
@@ -567,44 +583,48 @@ def _cross_checks(v: dict[str, Any]) -> None:
             raise _fail("odooArchive", v["odooArchive"], "no such file on this machine")
         if not re.search(r"\.(tar\.gz|tgz|tar\.xz|tar\.bz2|tar|zip)$", v["odooArchive"]):
             raise _fail("odooArchive", v["odooArchive"], "expected a .tar.gz, .tgz, .tar.xz, .tar.bz2, .tar or .zip")
-    if v["target"] == "host" and v["backupKmsKeyArn"]:
-        raise _fail("backupKmsKeyArn", v["backupKmsKeyArn"], "applies to target=aws only (the stack's own bucket)")
-    if v["target"] == "host":
-        if bool(v["hostVcpus"]) != bool(v["hostMemoryMiB"]):
-            raise _fail("hostMemoryMiB" if v["hostVcpus"] else "hostVcpus", 0,
-                        "set hostVcpus and hostMemoryMiB together (the existing server's size)")
-        if v["hostVcpus"] % v["hostThreadsPerCore"]:
-            raise _fail("hostVcpus", v["hostVcpus"], f"a multiple of hostThreadsPerCore={v['hostThreadsPerCore']} "
-                        "(vCPUs are cores x threads per core)")
-        if not v["host"]:
-            raise _fail("host", "", "required with target=host: the address of the existing server")
-        if v["firewall"] and not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
-            raise _fail("adminCidrs", [], "required with target=host and firewall: true: the CIDR blocks ufw lets "
-                        "reach SSH, including the address this machine connects from (or set "
-                        "allowSshFromAnywhere: true)")
-        if not v["firewall"] and v["adminCidrs"]:
-            raise _fail("firewall", False, "adminCidrs on target=host are enforced by ufw: set firewall: true, "
-                        "or remove adminCidrs")
-        try:
-            ipaddress.ip_address(v["host"])
-        except ValueError:
-            if not _HOSTNAME.match(v["host"]):
-                raise _fail("host", v["host"], "expected an IP address or a host name") from None
-    if v["target"] == "aws":
-        if not v["sshPublicKey"]:
-            raise _fail("sshPublicKey", "", "required with target=aws: the public half of sshPrivateKey")
-        if not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$", v["sshPublicKey"]):
-            raise _fail("sshPublicKey", v["sshPublicKey"][:40], "expected an OpenSSH public key line (ssh-ed25519 AAAA...)")
-        if not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
-            raise _fail("adminCidrs", [], "list the CIDR blocks allowed to SSH in (or set allowSshFromAnywhere: true)")
-        if v["production"] and v["arch"] == "any":
-            raise _fail("arch", "any", "a production AWS stack must pin x86_64 or arm64, so that a resize "
-                        "can never move the server to the other CPU architecture")
-        if v["sshUser"] != "ubuntu" or v["port"] != 22:
-            raise _fail("sshUser" if v["sshUser"] != "ubuntu" else "port", v["sshUser"] if v["sshUser"] != "ubuntu" else v["port"],
-                        "target=aws logs in as ubuntu on port 22 (the Ubuntu image's user; the security group opens 22)")
-        if v["backupDestination"] != declared_config()["backupDestination"]["default"]:
-            raise _fail("backupDestination", v["backupDestination"], "applies to target=host only; aws backs up to its own S3 bucket")
+
+
+def _check_host_target(v: dict[str, Any]) -> None:
+    """An existing server: its address, its size stated whole, SSH reachable through ufw."""
+    if bool(v["hostVcpus"]) != bool(v["hostMemoryMiB"]):
+        raise _fail("hostMemoryMiB" if v["hostVcpus"] else "hostVcpus", 0,
+                    "set hostVcpus and hostMemoryMiB together (the existing server's size)")
+    if v["hostVcpus"] % v["hostThreadsPerCore"]:
+        raise _fail("hostVcpus", v["hostVcpus"], f"a multiple of hostThreadsPerCore={v['hostThreadsPerCore']} "
+                    "(vCPUs are cores x threads per core)")
+    if not v["host"]:
+        raise _fail("host", "", "required with target=host: the address of the existing server")
+    if v["firewall"] and not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
+        raise _fail("adminCidrs", [], "required with target=host and firewall: true: the CIDR blocks ufw lets "
+                    "reach SSH, including the address this machine connects from (or set "
+                    "allowSshFromAnywhere: true)")
+    if not v["firewall"] and v["adminCidrs"]:
+        raise _fail("firewall", False, "adminCidrs on target=host are enforced by ufw: set firewall: true, "
+                    "or remove adminCidrs")
+    try:
+        ipaddress.ip_address(v["host"])
+    except ValueError:
+        if not _HOSTNAME.match(v["host"]):
+            raise _fail("host", v["host"], "expected an IP address or a host name") from None
+
+
+def _check_aws_target(v: dict[str, Any]) -> None:
+    """A new EC2 instance: Ubuntu's user and port, a key pair, admin ranges, one arch in production."""
+    if not v["sshPublicKey"]:
+        raise _fail("sshPublicKey", "", "required with target=aws: the public half of sshPrivateKey")
+    if not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$", v["sshPublicKey"]):
+        raise _fail("sshPublicKey", v["sshPublicKey"][:40], "expected an OpenSSH public key line (ssh-ed25519 AAAA...)")
+    if not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
+        raise _fail("adminCidrs", [], "list the CIDR blocks allowed to SSH in (or set allowSshFromAnywhere: true)")
+    if v["production"] and v["arch"] == "any":
+        raise _fail("arch", "any", "a production AWS stack must pin x86_64 or arm64, so that a resize "
+                    "can never move the server to the other CPU architecture")
+    if v["sshUser"] != "ubuntu" or v["port"] != 22:
+        raise _fail("sshUser" if v["sshUser"] != "ubuntu" else "port", v["sshUser"] if v["sshUser"] != "ubuntu" else v["port"],
+                    "target=aws logs in as ubuntu on port 22 (the Ubuntu image's user; the security group opens 22)")
+    if v["backupDestination"] != declared_config()["backupDestination"]["default"]:
+        raise _fail("backupDestination", v["backupDestination"], "applies to target=host only; aws backs up to its own S3 bucket")
 
 
 def sizing_for(s: Settings) -> sizing.Sizing:
