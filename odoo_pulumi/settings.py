@@ -22,10 +22,8 @@ import yaml
 
 from odoo_pulumi import checks, sizing
 from odoo_pulumi.instance_types import BY_NAME
-from odoo_pulumi.project import PROJECT, ROOT, declared_config, secret_keys
-
-__all__ = ["PROJECT", "ROOT", "SECRET_KEYS", "Settings", "SettingsError", "check_limit_pairs", "check_stack_file",
-           "declared_config", "lint_config", "lint_stack_file", "load_settings", "read_stack_file", "sizing_for"]
+# PROJECT, ROOT and declared_config are also imported from here by the program and tests.
+from odoo_pulumi.project import PROJECT, ROOT, declared_config, secret_keys  # noqa: F401
 
 SECRET_KEYS = secret_keys()  # adminPassword, adminUserPassword, sshPrivateKey
 

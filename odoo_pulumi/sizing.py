@@ -4,8 +4,9 @@ Pure and deterministic (no Pulumi import) so that an operator can ask before dep
 (`python -m odoo_pulumi.sizing --users 60`) and tests can sweep every user count.
 
 The rules are Odoo's own (deploy guide): one HTTP worker serves about 6 concurrent
-users; a server runs at most 2 x CPU cores + 1 worker processes, cron workers included
-(cores, not vCPUs: an Intel vCPU is half a core); each process needs about
+users (usersPerWorker; its default is declared in Pulumi.yaml); a server runs at most
+2 x CPU cores + 1 worker processes, cron workers included (cores, not vCPUs: an Intel
+vCPU is half a core); each process needs about
 0.8 x 150 MiB + 0.2 x 1024 MiB of RAM (80 % light requests, 20 % heavy ones). Like the
 guide's own example (60 users on 4 cores: 8 + 1 workers for 10 needed), a server whose
 workers carry 80 % of the users is accepted, unless the stack asks for the full count.
