@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from odoo_pulumi.settings import ROOT, lint_config, lint_stack_file
 
@@ -66,6 +67,7 @@ def test_a_bad_stack_file_fails_naming_file_key_and_what_is_allowed(tmp_path):
 
 
 def test_a_file_that_is_not_yaml_is_one_problem(tmp_path):
+    """A broken file is reported by name, not as a traceback."""
     broken = tmp_path / "Pulumi.broken.yaml"
     broken.write_text("config: [unclosed\n")
     problems = lint_stack_file(broken)
@@ -95,6 +97,7 @@ def run_policy(config: dict, stack: str = "") -> Violations:
 
 
 def test_policy_refuses_an_unknown_key_and_a_bad_value():
+    """What the engine hands the pack: a misspelt key and a value its key refuses."""
     v = run_policy({"aws:region": "eu-west-1", "odoo-pulumi:usres": "15", "odoo-pulumi:port": "0"})
     assert len(v) == 2
     assert "odoo-pulumi:usres: unknown setting; did you mean users?" in v[0]
@@ -113,8 +116,8 @@ def test_policy_refuses_a_plain_secret_in_the_stack_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("stack", ["small", "large"])
 def test_policy_passes_the_real_stacks(stack):
-    raw = {k: v for k, v in __import__("yaml").safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())
-           ["config"].items()}
+    """The shipped stacks, handed over as the engine does (strings, arrays as JSON), pass."""
+    raw = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
     config = {k: json.dumps(v) if isinstance(v, list) else str(v).lower() if isinstance(v, bool) else str(v)
               for k, v in raw.items()}
     assert run_policy(config, stack=stack) == []
