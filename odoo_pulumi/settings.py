@@ -338,14 +338,25 @@ def attribute_of(key: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key.replace("MiB", "Mib").replace("GiB", "Gib")).lower()
 
 
+# The Python type of each Pulumi.yaml type (an optional string is None when empty).
+_PYTHON_TYPES = {"integer": {"int"}, "boolean": {"bool"}, "string": {"str", "str | None"},
+                 "array": {"tuple[str, ...]"}}
+
+
 def _table() -> dict[str, dataclasses.Field]:
-    """Pulumi.yaml's non-secret keys, each with its row; refuses a key without a row or a
-    row without a key, so that adding a setting cannot half-succeed."""
+    """Pulumi.yaml's non-secret keys, each with its row; refuses a key without a row, a
+    row without a key or a row whose type is not the declared one, so that adding or
+    changing a setting cannot half-succeed."""
+    declared = declared_config()
     rows = {f.name: f for f in dataclasses.fields(Settings) if f.name != "stack"}
-    keys = {attribute_of(k): k for k, d in declared_config().items() if not d.get("secret")}
+    keys = {attribute_of(k): k for k, d in declared.items() if not d.get("secret")}
     if set(rows) != set(keys):
         raise RuntimeError(f"Pulumi.yaml keys without a Settings attribute: {sorted(set(keys) - set(rows))}; "
                            f"attributes without a key: {sorted(set(rows) - set(keys))}")
+    wrong = [f"{keys[n]} ({declared[keys[n]]['type']}) is {row.type}" for n, row in rows.items()
+             if str(row.type) not in _PYTHON_TYPES[declared[keys[n]]["type"]]]
+    if wrong:
+        raise RuntimeError(f"Settings attributes of another type than Pulumi.yaml declares: {'; '.join(wrong)}")
     return {keys[name]: row for name, row in rows.items()}
 
 

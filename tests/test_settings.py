@@ -281,7 +281,8 @@ def test_users_limit_follows_users_per_worker(upw, full, users, ok):
 
 def test_every_declared_key_has_one_row():
     """Pulumi.yaml declares a key, the Settings table holds its row: a key without a row
-    (or a row without a key) stops the import instead of being silently ignored."""
+    (or a row without a key, or of another type) stops the import instead of being
+    silently ignored."""
     from odoo_pulumi import settings as S
     declared = {k for k, d in declared_config().items() if not d.get("secret")}
     assert set(S.TABLE) == declared
@@ -291,6 +292,9 @@ def test_every_declared_key_has_one_row():
     try:
         S.declared_config = lambda: extra
         with pytest.raises(RuntimeError, match=r"without a Settings attribute: \['new_key'\]"):
+            S._table()
+        S.declared_config = lambda: {**original(), "port": {**original()["port"], "type": "string"}}
+        with pytest.raises(RuntimeError, match=r"another type than Pulumi.yaml declares: port \(string\) is int"):
             S._table()
     finally:
         S.declared_config = original
