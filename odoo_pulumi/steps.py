@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from odoo_pulumi import backup
 from odoo_pulumi.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
+from odoo_pulumi.server_files import ServerFile
 from odoo_pulumi.settings import ROOT, Settings
 from odoo_pulumi.templating import environment
 
@@ -240,17 +241,6 @@ _env.filters["q"] = _quote
 _env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()
 
 
-def _file(f: Any) -> dict[str, str]:
-    """A ServerFile as template data: content base64-encoded, mode as octal text."""
-    return {
-        "path": f.path,
-        "owner": f.owner,
-        "group": f.group,
-        "mode": f"{f.mode:04o}",
-        "b64": base64.b64encode(f.content.encode()).decode(),
-    }
-
-
 def admin_ranges(s: Settings) -> list[str]:
     """adminCidrs as ufw (and AWS) want them: network addresses, each once, in order."""
     out: list[str] = []
@@ -339,7 +329,7 @@ def secret_texts(step: Step, files: Mapping[str, Any]) -> list[str]:
         f = files[key]
         if not f.secret:
             continue
-        out.append(_file(f)["b64"])
+        out.append(f.template_data()["b64"])
         for line in f.content.splitlines():
             value = line.partition("=")[2].strip()
             for piece in (line.strip(), "" if value.startswith("/") else value):
@@ -364,6 +354,20 @@ def _fingerprint(*parts: str) -> str:
     return h.hexdigest()[:32]
 
 
+def _backup_context(files: Mapping[str, ServerFile], dest: backup.Destination) -> dict[str, Any]:
+    """The `backup` step: the programs, their configuration and units (backup.FILE_KEYS),
+    and what the destination they were rendered for needs on the server."""
+    return {
+        "packages": list(backup.BASE_PACKAGES) + (list(backup.S3_PACKAGES) if dest.is_s3 else []),
+        "destination": dest.url,
+        "local_dir": dest.local_dir or "",
+        "files": [files[k].template_data() for k in backup.FILE_KEYS],
+        "units": [files[k].path for k in ("odoo-backup.service", "odoo-backup.timer")],
+        "timer": "odoo-backup.timer",
+        "backup_bin": backup.BACKUP_BIN,
+    }
+
+
 def _contexts(
     s: Settings,
     files: Mapping[str, Any],
@@ -371,6 +375,7 @@ def _contexts(
     archive_sha256: str | None,
     data_volume_id: str | None,
     admin_user_hash: str,
+    backup_destination: backup.Destination,
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
     ctx: dict[str, dict[str, Any]] = {
@@ -395,7 +400,7 @@ def _contexts(
         },
         "postgresql": {
             "pg_version": s.postgres_version,
-            "tuning": _file(files["postgresql-tuning"]),
+            "tuning": files["postgresql-tuning"].template_data(),
         },
         "odoo-install": {
             "source": s.odoo_source,
@@ -417,7 +422,7 @@ def _contexts(
             "nginx_user": NGINX_USER,
         },
         "odoo-config": {
-            "files": [_file(files["odoo.conf"]), _file(files["odoo.service"])],
+            "files": [files["odoo.conf"].template_data(), files["odoo.service"].template_data()],
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
             "without_demo": without_demo_arg(s.odoo_version),
@@ -427,9 +432,9 @@ def _contexts(
             "admin_user_hash": admin_user_hash,
         },
         "nginx": {
-            "site": _file(files["nginx-site"]),
+            "site": files["nginx-site"].template_data(),
             "site_link": f"{NGINX_ENABLED}/{Path(files['nginx-site'].path).name}",
-            "acme": _file(files["nginx-site-acme"]) if s.domain else None,
+            "acme": files["nginx-site-acme"].template_data() if s.domain else None,
             "acme_link": f"{NGINX_ENABLED}/{Path(files['nginx-site-acme'].path).name}" if s.domain else "",
             "domain": s.domain or "",
             "email": s.letsencrypt_email or "",
@@ -437,7 +442,7 @@ def _contexts(
             "filestore_group": FILESTORE_GROUP,
             "nginx_user": NGINX_USER,
         },
-        "backup": backup.step_context(s, files),
+        "backup": _backup_context(files, backup_destination),
         "health": {
             "domain": s.domain or "",
             "host": host,
@@ -460,6 +465,7 @@ def render_scripts(
     admin_user_hash: str,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
+    backup_destination: backup.Destination | None = None,
 ) -> dict[str, str]:
     """Every step's script for these settings and server files, in plan order.
 
@@ -467,7 +473,10 @@ def render_scripts(
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
     hash (odooSource archive); `data_volume_id` the EBS volume (target aws);
     `admin_user_hash` is `render.admin_user_hash(adminUserPassword, stack)`, what
-    odoo-config stores as the administrator's password (a secret: odoo-config is one).
+    odoo-config stores as the administrator's password (a secret: odoo-config is one);
+    `backup_destination` is what `backup.server_files` rendered for (target aws: the
+    stack's bucket, `backup.destination(s, bucket, region)`; target host: the setting's,
+    the default).
     """
     steps = plan(s)
     for step in steps:
@@ -483,7 +492,10 @@ def render_scripts(
     if not re.fullmatch(r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash or ""):
         raise ValueError("admin_user_hash must be a pbkdf2_sha512 hash (render.admin_user_hash), never a password")
 
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_user_hash)
+    if s.target == "aws" and backup_destination is None:
+        raise ValueError("target aws needs the backup destination: backup.destination(s, bucket, region)")
+    backup_destination = backup_destination or backup.destination(s)
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_user_hash, backup_destination)
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}

@@ -26,6 +26,11 @@ def server_files(s, z, admin):
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
 
+
+def backup_destination(s):
+    """Where those backup files send the backups (what the program passes on aws)."""
+    return backup.destination(s, "odoo-backups-test-0a1b2c3", "eu-west-1") if s.target == "aws" else None
+
 ADMIN = "correct horse battery staple"
 HASH = admin_passwd_hash(ADMIN, "test", key="test-key")
 USER_PASSWORD = "administrator user password"
@@ -56,7 +61,7 @@ def render(s, admin_hash=HASH, host_addr="203.0.113.10"):
     return steps.render_scripts(
         s, files, host=host_addr, admin_user_hash=USER_HASH,
         archive_sha256=SHA if s.odoo_source == "archive" else None,
-        data_volume_id=VOLUME if s.target == "aws" else None,
+        data_volume_id=VOLUME if s.target == "aws" else None, backup_destination=backup_destination(s),
     )
 
 
@@ -407,7 +412,7 @@ def test_failed_secret_step_prints_progress_but_no_secret(guard):
     conf = files["odoo.conf"]
     step = steps.Step("leaky", (), ("odoo.conf",) if guard else ())
     script = steps._env.from_string(LEAKY_BODY).render(
-        step="leaky", stack=s.stack, f=steps._file(conf), secret_texts=steps.secret_texts(step, files))
+        step="leaky", stack=s.stack, f=conf.template_data(), secret_texts=steps.secret_texts(step, files))
     r = _run_as_root_in_private_var_lib(script)
     out = r.stdout + r.stderr
     assert r.returncode != 0

@@ -70,10 +70,8 @@ def all_files(s):
 
 
 def backup_script(s, host: str) -> str:
-    """The backup step as steps.render_scripts renders it once it is in the plan; until
-    then as backup.render_step renders it (the same template and environment)."""
-    scripts = steps.render_scripts(s, all_files(s), host=host, admin_user_hash=USER_HASH)
-    return scripts.get("backup") or backup.render_step(s, all_files(s))
+    """The backup step as steps.render_scripts renders it for `pulumi up`."""
+    return steps.render_scripts(s, all_files(s), host=host, admin_user_hash=USER_HASH)["backup"]
 
 
 def ok(run: StepRun) -> StepRun:
