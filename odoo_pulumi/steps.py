@@ -462,12 +462,14 @@ def render_scripts(
     files: Mapping[str, Any],
     *,
     host: str,
-    admin_user_hash: str,
+    admin_user_hash: str | None,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
     backup_destination: backup.Destination | None = None,
 ) -> dict[str, str]:
-    """Every step's script for these settings and server files, in plan order.
+    """Every step's script for these settings and server files, in plan order; with
+    `admin_user_hash=None`, only the plain steps' (those that embed no secret): the
+    program renders them from plain inputs, so that they stay plain Outputs.
 
     `files` is `render.server_files(...)`; `host` is the address health checks by (the
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
@@ -478,7 +480,7 @@ def render_scripts(
     stack's bucket, `backup.destination(s, bucket, region)`; target host: the setting's,
     the default).
     """
-    steps = plan(s)
+    steps = tuple(st for st in plan(s) if admin_user_hash is not None or not step_is_secret(st))
     for step in steps:
         for key in step.embeds:
             if key not in files:
@@ -489,7 +491,8 @@ def render_scripts(
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
         raise ValueError("target aws needs the data volume id")
-    if not re.fullmatch(r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash or ""):
+    if admin_user_hash is not None and not re.fullmatch(
+            r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash):
         raise ValueError("admin_user_hash must be a pbkdf2_sha512 hash (render.admin_user_hash), never a password")
 
     if s.target == "aws" and backup_destination is None:

@@ -17,7 +17,7 @@ from pulumi.runtime.mocks import MockMonitor
 
 from odoo_pulumi import steps
 from odoo_pulumi import backup
-from odoo_pulumi.render import admin_passwd_hash, admin_user_hash
+from odoo_pulumi.render import SECRET_PLACEHOLDER, admin_passwd_hash, admin_user_hash
 from odoo_pulumi.render import server_files as render_server_files
 
 
@@ -116,11 +116,15 @@ def build(settings, *, admin=ADMIN, server_id=None, name="odoo") -> dict[str, Re
 
     @pulumi.runtime.test
     def run():
-        files = pulumi.Output.secret(pulumi.Output.from_input(admin).apply(
-            lambda pw: server_files(settings, sizing, admin_passwd_hash(pw, settings.stack, key="test-key"))))
+        # As the program passes them: every file plain (secret ones as placeholders), the
+        # secret files' real content as a secret Output.
+        files = server_files(settings, sizing, SECRET_PLACEHOLDER)
+        secret_files = pulumi.Output.secret(pulumi.Output.from_input(admin).apply(
+            lambda pw: {k: f for k, f in server_files(
+                settings, sizing, admin_passwd_hash(pw, settings.stack, key="test-key")).items() if f.secret}))
         aws = settings.target == "aws"
         prov = Provisioning(name, ProvisioningArgs(
-            host=EIP if aws else settings.host, settings=settings, sizing=sizing, files=files,
+            host=EIP if aws else settings.host, settings=settings, files=files, secret_files=secret_files,
             private_key=pulumi.Output.secret(PRIVATE_KEY),
             admin_user_hash=pulumi.Output.secret(admin_user_hash(USER_PASSWORD, settings.stack, key="test-key")),
             data_volume_id=VOLUME_ID if aws else None, server_id=server_id,
