@@ -29,8 +29,9 @@ class ProvisioningArgs:
         address re-runs every step, so it must be stable.
     files: `render.server_files(...)` as a (secret) Output.
     private_key: the SSH private key (secret Output).
-    admin_user_hash: `render.admin_user_hash(adminUserPassword, stack)` (secret Output):
-        the administrator user's password as the database stores it.
+    admin_password, admin_user_password: the adminPassword and adminUserPassword secrets
+        (secret Outputs): odoo-config hashes them on the server (600,000 rounds of
+        PBKDF2 each: never in the program, whose every preview would pay for them).
     data_volume_id: the EBS volume to format/mount (target aws only).
     server_id: the instance id (aws): a replaced server re-runs every step even when
         its Elastic IP stays the same.
@@ -42,7 +43,8 @@ class ProvisioningArgs:
     sizing: Sizing
     files: pulumi.Output[Mapping[str, Any]]
     private_key: pulumi.Output[str]
-    admin_user_hash: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    admin_user_password: pulumi.Output[str]
     data_volume_id: Optional[pulumi.Input[str]] = None
     server_id: Optional[pulumi.Input[str]] = None
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
@@ -86,9 +88,10 @@ class Provisioning(pulumi.ComponentResource):
         )
 
         archive_sha = steps.file_sha256(s.odoo_archive) if s.odoo_source == "archive" else None
-        scripts = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.admin_user_hash).apply(
+        scripts = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.admin_password,
+                                    args.admin_user_password).apply(
             lambda a: steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2],
-                                           admin_user_hash=a[3])
+                                           admin_password=a[3], admin_user_password=a[4])
         )
         triggers = [args.server_id] if args.server_id is not None else None
 

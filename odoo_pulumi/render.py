@@ -10,9 +10,6 @@ replaced by a visible placeholder.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +25,6 @@ DATA_DIR = "/var/lib/odoo"
 SOURCE_DIR = "/opt/odoo/src"
 VENV_DIR = "/opt/odoo/venv"
 ACME_ROOT = "/var/www/letsencrypt"
-SECRET_PLACEHOLDER = "<secret: set by pulumi from adminPassword>"
 DRY_RUN_BUCKET = "bucket-created-by-pulumi"  # the aws target's backup bucket, named at deploy
 
 # Paths on the server, one per rendered file.
@@ -86,9 +82,11 @@ class LoginLimit:
 
 LOGIN_LIMIT = LoginLimit()
 
-# passlib's pbkdf2_sha512, the scheme Odoo's CryptContext accepts for admin_passwd and for
-# res_users.password; 600000 is Odoo 19's MIN_ROUNDS for user passwords.
-PBKDF2_ROUNDS = 600_000
+# odoo.conf's admin_passwd as rendered here: the odoo-config step replaces it on the server
+# with the pbkdf2_sha512 hash of adminPassword (odoo_pulumi/adminhash.py keeps the hash
+# already there when the password still verifies). The program never hashes: 600,000
+# rounds would cost every preview ~0.6 s.
+ADMIN_PASSWD_SLOT = "<odoo-pulumi: pbkdf2-sha512 hash of adminPassword, set on the server>"
 
 
 @dataclass(frozen=True)
@@ -102,48 +100,6 @@ class ServerFile:
 
 
 _env = environment()
-
-
-def _ab64(raw: bytes) -> str:
-    """passlib's "adapted base64": '.' for '+', no padding."""
-    return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
-
-
-def _pbkdf2_sha512(password: str, label: bytes, stack: str, key: str) -> str:
-    """passlib's pbkdf2_sha512 string with a salt derived from (label, stack, password)
-    under `key`, a secret of the stack (the program passes its SSH private key).
-
-    Deterministic on purpose: the same password gives the same hash on every run, so a
-    re-run rewrites nothing and restarts nothing (a random salt would change it every
-    `pulumi up`); yet not precomputable: without the key, a guess cannot be hashed ahead
-    of time for a known stack name. Rotating the SSH key re-salts the hashes once (one
-    rewrite and one Odoo restart at the next `up`).
-    """
-    if not key:
-        raise ValueError("the admin hashes need the stack's secret key material")
-    salt_key = hashlib.sha256(label + b" salt\0" + key.strip().encode()).digest()
-    salt = hmac.new(salt_key, f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
-    dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ROUNDS)
-    return f"$pbkdf2-sha512${PBKDF2_ROUNDS}${_ab64(salt)}${_ab64(dk)}"
-
-
-def admin_passwd_hash(password: str, stack: str, *, key: str) -> str:
-    """The master password as odoo.conf's admin_passwd (Odoo's CryptContext verifies it)."""
-    if not password:
-        raise SettingsError("setting adminPassword is empty: set a real secret")
-    return _pbkdf2_sha512(password, b"odoo-pulumi admin_passwd", stack, key)
-
-
-def admin_user_hash(password: str, stack: str, *, key: str) -> str:
-    """The administrator user's password as res_users.password holds it.
-
-    Odoo 19 verifies res_users.password with passlib's CryptContext(['pbkdf2_sha512',
-    'plaintext']) at MIN_ROUNDS = 600000 (res_users.py): a hash with exactly those rounds
-    verifies and is never "updated" (rehashed) by Odoo, so a re-run finds it unchanged.
-    """
-    if not password:
-        raise SettingsError("setting adminUserPassword is empty: set a real secret")
-    return _pbkdf2_sha512(password, b"odoo-pulumi res_users.password", stack, key)
 
 
 def postgres_tuning_path(s: Settings) -> str:
@@ -191,7 +147,7 @@ def _context(s: Settings, z: Sizing, **extra) -> dict:
     }
 
 
-def render_odoo_conf(s: Settings, z: Sizing, admin_passwd: str) -> str:
+def render_odoo_conf(s: Settings, z: Sizing, admin_passwd: str = ADMIN_PASSWD_SLOT) -> str:
     return _env.get_template("odoo.conf.j2").render(
         _context(
             s, z,
@@ -238,15 +194,16 @@ def render_postgres_tuning(s: Settings, z: Sizing) -> str:
     return _env.get_template("postgresql-tuning.conf.j2").render(_context(s, z))
 
 
-def server_files(s: Settings, z: Sizing, admin_passwd: str) -> dict[str, ServerFile]:
+def server_files(s: Settings, z: Sizing) -> dict[str, ServerFile]:
     """Every file that lands on the server, keyed by a stable name.
 
-    `admin_passwd` is what odoo.conf holds: the hash from `admin_passwd_hash`, or the
-    placeholder in a dry run. With a domain, `nginx-site-acme` is the plain-HTTP site
-    that serves the ACME challenge until the certificate exists.
+    odoo.conf holds ADMIN_PASSWD_SLOT, which the odoo-config step fills on the server;
+    it stays a secret file (0640, its step guarded): the server's copy holds the hash.
+    With a domain, `nginx-site-acme` is the plain-HTTP site that serves the ACME
+    challenge until the certificate exists.
     """
     files = {
-        "odoo.conf": ServerFile(ODOO_CONF, render_odoo_conf(s, z, admin_passwd), "root", "odoo", 0o640, True),
+        "odoo.conf": ServerFile(ODOO_CONF, render_odoo_conf(s, z), "root", "odoo", 0o640, True),
         "odoo.service": ServerFile(ODOO_UNIT, render_odoo_unit(s, z)),
         "nginx-site": ServerFile(NGINX_SITE, render_nginx_site(s, z, tls=bool(s.domain))),
         "postgresql-tuning": ServerFile(postgres_tuning_path(s), render_postgres_tuning(s, z), "postgres", "postgres", 0o644),
@@ -285,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     z = sizing_for(s)
     from odoo_pulumi import backup  # backup renders with render's helpers: import late
 
-    files = {**server_files(s, z, SECRET_PLACEHOLDER),
+    files = {**server_files(s, z),
              **backup.server_files(s, **({"bucket": DRY_RUN_BUCKET, "region": "eu-west-1"}
                                          if s.target == "aws" else {}))}
     for path in write_tree(files, args.out):

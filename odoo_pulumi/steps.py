@@ -27,9 +27,10 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 
-from odoo_pulumi import backup
-from odoo_pulumi.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
-from odoo_pulumi.settings import ROOT, Settings
+from odoo_pulumi import adminhash, backup
+from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start,
+                                without_demo_arg)
+from odoo_pulumi.settings import ROOT, Settings, SettingsError
 from odoo_pulumi.templating import environment
 
 TEMPLATES = ROOT / "templates" / "scripts"
@@ -55,6 +56,9 @@ HEALTH_TIMEOUT_S = 300
 # it on the server, where operators can run it too (`sudo odoo-acceptance --help`).
 ACCEPTANCE_SOURCE = ROOT / "odoo_pulumi" / "acceptance.py"
 ACCEPTANCE_PATH = "/usr/local/sbin/odoo-acceptance"
+# The administrator passwords' hashing (odoo_pulumi/adminhash.py, stdlib only), run by
+# odoo-config with the server's Python: the program never computes a PBKDF2.
+ADMINHASH_SOURCE = ROOT / "odoo_pulumi" / "adminhash.py"
 # A cron worker polls every 60-70 s: a scheduled action has run within this wait.
 CRON_WAIT_S = 150
 
@@ -124,8 +128,8 @@ def plan(s: Settings) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-# Steps that carry a secret value other than a file: odoo-config sets the administrator
-# user's password hash.
+# Steps that carry a secret value other than a file: odoo-config hashes the master password
+# and the administrator user's password on the server.
 SECRET_VALUE_STEPS = frozenset({"odoo-config"})
 
 
@@ -349,11 +353,12 @@ def secret_texts(step: Step, files: Mapping[str, Any]) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-def _guarded_texts(step: Step, files: Mapping[str, Any], admin_user_hash: str) -> list[str]:
-    """secret_texts, plus the administrator's password hash that odoo-config stores."""
+def _guarded_texts(step: Step, files: Mapping[str, Any], passwords: tuple[str, ...]) -> list[str]:
+    """secret_texts, plus the passwords odoo-config carries, as text and base64."""
     out = secret_texts(step, files)
-    if step.name == "odoo-config" and out and admin_user_hash not in out:
-        out = sorted([*out, admin_user_hash], key=len, reverse=True)
+    if step.name in SECRET_VALUE_STEPS:
+        extra = [t for pw in passwords for t in (pw, base64.b64encode(pw.encode()).decode())]
+        out = sorted({*out, *extra}, key=len, reverse=True)
     return out
 
 
@@ -370,7 +375,8 @@ def _contexts(
     host: str,
     archive_sha256: str | None,
     data_volume_id: str | None,
-    admin_user_hash: str,
+    admin_password: str,
+    admin_user_password: str,
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
     ctx: dict[str, dict[str, Any]] = {
@@ -424,7 +430,14 @@ def _contexts(
             "umask": ODOO_UMASK,
             "conf_path": ODOO_CONF,
             "admin_login": s.admin_login,
-            "admin_user_hash": admin_user_hash,
+            # The passwords travel base64-encoded in this secret script and reach the
+            # server's Python on stdin; the hashes are made (or kept) there.
+            "admin_password_b64": base64.b64encode(admin_password.encode()).decode(),
+            "admin_user_password_b64": base64.b64encode(admin_user_password.encode()).decode(),
+            "passwd_slot": ADMIN_PASSWD_SLOT,
+            "python": exec_start(s)[0],
+            "adminhash_b64": base64.b64encode(ADMINHASH_SOURCE.read_bytes()).decode(),
+            "hash_rounds": adminhash.ROUNDS,
         },
         "nginx": {
             "site": _file(files["nginx-site"]),
@@ -457,7 +470,8 @@ def render_scripts(
     files: Mapping[str, Any],
     *,
     host: str,
-    admin_user_hash: str,
+    admin_password: str,
+    admin_user_password: str,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
 ) -> dict[str, str]:
@@ -466,8 +480,8 @@ def render_scripts(
     `files` is `render.server_files(...)`; `host` is the address health checks by (the
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
     hash (odooSource archive); `data_volume_id` the EBS volume (target aws);
-    `admin_user_hash` is `render.admin_user_hash(adminUserPassword, stack)`, what
-    odoo-config stores as the administrator's password (a secret: odoo-config is one).
+    `admin_password` and `admin_user_password` are the adminPassword and
+    adminUserPassword secrets: odoo-config (a secret step) hashes them on the server.
     """
     steps = plan(s)
     for step in steps:
@@ -480,10 +494,14 @@ def render_scripts(
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
         raise ValueError("target aws needs the data volume id")
-    if not re.fullmatch(r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash or ""):
-        raise ValueError("admin_user_hash must be a pbkdf2_sha512 hash (render.admin_user_hash), never a password")
+    for key, value in (("adminPassword", admin_password), ("adminUserPassword", admin_user_password)):
+        if not value:
+            raise SettingsError(f"setting {key} is empty: set a real secret")
+    if ADMIN_PASSWD_SLOT not in files["odoo.conf"].content:
+        raise ValueError("odoo.conf must hold render.ADMIN_PASSWD_SLOT: the server fills in the hash")
 
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_user_hash)
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password, admin_user_password)
+    passwords = (admin_password, admin_user_password)
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}
@@ -494,7 +512,7 @@ def render_scripts(
         if step.name == "health":
             extra["fingerprint"] = "inputs " + _fingerprint(*scripts.values())
         scripts[step.name] = _env.get_template(f"{step.name}.sh.j2").render(
-            step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, admin_user_hash),
+            step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, passwords),
             **ctx[step.name], **extra
         )
     return scripts

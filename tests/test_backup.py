@@ -286,7 +286,7 @@ def test_step_needs_the_backup_files():
     script that silently installs nothing."""
     s = host_settings()
     with pytest.raises(ValueError, match="odoo-backup"):
-        backup.render_step(s, render.server_files(s, sizing_for(s), "x"))
+        backup.render_step(s, render.server_files(s, sizing_for(s)))
 
 
 def test_file_contents_travel_encoded():
