@@ -358,7 +358,9 @@ def _guarded_texts(step: Step, files: Mapping[str, Any], passwords: tuple[str, .
     out = secret_texts(step, files)
     if step.name in SECRET_VALUE_STEPS:
         extra = [t for pw in passwords for t in (pw, base64.b64encode(pw.encode()).decode())]
-        out = sorted({*out, *extra}, key=len, reverse=True)
+        # Longest first, ties in text order: the same bytes on every run (a set's order
+        # changes with Python's hash seed, and so would the script).
+        out = sorted(set(out) | set(extra), key=lambda text: (-len(text), text))
     return out
 
 

@@ -189,6 +189,27 @@ def test_scripts_are_deterministic():
     assert render(host_settings()) == render(host_settings())
 
 
+RENDER_DIGEST = """
+import hashlib
+from tests.test_steps import host_settings, render
+print(hashlib.sha256(repr(sorted(render(host_settings()).items())).encode()).hexdigest())
+"""
+
+
+def test_scripts_do_not_depend_on_the_hash_seed():
+    """Each `pulumi preview` is a new Python process with its own string hash seed: a set's
+    order leaking into a script would make every preview show a change."""
+    import os
+    import subprocess
+    import sys
+    digests = {
+        subprocess.run([sys.executable, "-c", RENDER_DIGEST], capture_output=True, text=True, check=True,
+                       cwd=steps.ROOT, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1, digests
+
+
 def test_new_archive_reruns_install_and_config_only(archive):
     """New Odoo code re-runs the install, and odoo-config (which restarts Odoo if the code moved)."""
     s = host(archive)
