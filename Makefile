@@ -56,7 +56,7 @@ acceptance: ## Check a deployed server: URL=https://... [SSH=user@host SSH_KEY=.
 	  $(foreach o,$(SSH_OPTIONS),--ssh-option "$(o)")
 
 sizing: venv ## Explain the sizing for USERS (default 60)
-	$(PY) -m odoo_pulumi.sizing --users $(USERS)
+	$(PY) -m odoo_pulumi.cli sizing --users $(USERS)
 
 loadtest: venv ## Load test URL with USERS simulated office users (4,8,16 steps; LOADTEST_ARGS for more)
 	@[ -n "$(URL)" ] || { echo "usage: make loadtest URL=https://erp.example.com USERS=8[,16,...] [LOADTEST_ARGS='--ssh ubuntu@host --out out/loadtest']" >&2; exit 2; }
@@ -66,7 +66,7 @@ bench-preview: venv ## Time a no-op preview of the local stack against an empty 
 	scripts/bench-preview $(BENCH_ARGS)
 
 render: venv ## Render every server file of STACK under OUT
-	$(PY) -m odoo_pulumi.render --stack $(STACK) --out $(OUT)
+	$(PY) -m odoo_pulumi.cli render --stack $(STACK) --out $(OUT)
 
 lint-workflows: ## Lint the GitHub workflows with actionlint
 	scripts/lint-workflows

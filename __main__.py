@@ -61,6 +61,8 @@ if settings.target == "aws":
     backups = Backups("backups", BackupsArgs(settings=settings, role_name=server.role.name))
     files = pulumi.Output.all(files, backups.bucket_name, backups.region).apply(
         lambda a: {**a[0], **backup.server_files(settings, bucket=a[1], region=a[2])})
+    backup_destination = pulumi.Output.all(backups.bucket_name, backups.region).apply(
+        lambda a: backup.destination(settings, a[0], a[1]))
     host = server.public_ip
     provisioning = Provisioning(
         "odoo",
@@ -68,7 +70,7 @@ if settings.target == "aws":
             host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
             admin_password=admin_password, admin_user_password=admin_user_password,
             data_volume_id=server.data_volume_id, server_id=server.instance_id,
-            depends_on=[server, backups],
+            backup_destination=backup_destination, depends_on=[server, backups],
         ),
     )
     pulumi.export("instance_id", server.instance_id)

@@ -17,6 +17,7 @@ import pulumi
 from pulumi_command import remote
 
 from odoo_pulumi import steps
+from odoo_pulumi.backup import Destination
 from odoo_pulumi.settings import Settings
 from odoo_pulumi.sizing import Sizing
 
@@ -35,6 +36,8 @@ class ProvisioningArgs:
     data_volume_id: the EBS volume to format/mount (target aws only).
     server_id: the instance id (aws): a replaced server re-runs every step even when
         its Elastic IP stays the same.
+    backup_destination: where `backup.server_files` sends the backups (target aws: the
+        stack's bucket, required; target host: the setting's, the default).
     depends_on: resources that must exist first (instance, volume attachment, EIP).
     """
 
@@ -47,6 +50,7 @@ class ProvisioningArgs:
     admin_user_password: pulumi.Output[str]
     data_volume_id: Optional[pulumi.Input[str]] = None
     server_id: Optional[pulumi.Input[str]] = None
+    backup_destination: Optional[pulumi.Input[Destination]] = None
     depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -55,6 +59,8 @@ class ProvisioningArgs:
             raise ValueError("ProvisioningArgs: target aws needs data_volume_id")
         if s.target == "host" and self.data_volume_id is not None:
             raise ValueError("ProvisioningArgs: data_volume_id is for target aws only")
+        if s.target == "aws" and self.backup_destination is None:
+            raise ValueError("ProvisioningArgs: target aws needs backup_destination (the stack's bucket)")
         if s.odoo_source == "archive" and not s.odoo_archive:
             raise ValueError("ProvisioningArgs: odooSource archive needs odooArchive")
 
@@ -89,9 +95,9 @@ class Provisioning(pulumi.ComponentResource):
 
         archive_sha = steps.file_sha256(s.odoo_archive) if s.odoo_source == "archive" else None
         scripts = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.admin_password,
-                                    args.admin_user_password).apply(
+                                    args.admin_user_password, args.backup_destination).apply(
             lambda a: steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2],
-                                           admin_password=a[3], admin_user_password=a[4])
+                                           admin_password=a[3], admin_user_password=a[4], backup_destination=a[5])
         )
         triggers = [args.server_id] if args.server_id is not None else None
 

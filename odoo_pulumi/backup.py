@@ -4,10 +4,12 @@ Pure (no Pulumi import), like `render.py`: the same settings and destination giv
 same files. Five files land on the server, installed by the `backup` step
 (`templates/scripts/backup.sh.j2`):
 
-- `/usr/local/sbin/odoo-backup`: dumps every Odoo database (`pg_dump -Fc`) and tars its
-  filestore, streaming both to the destination with a SHA256SUMS and a manifest;
-- `/usr/local/sbin/odoo-restore`: the operator's restore command (`scripts/restore`,
-  copied verbatim so that the repository's file is the one on the server);
+- `/usr/local/sbin/odoo-backup` (`files/odoo-backup`, shipped verbatim): dumps every
+  Odoo database (`pg_dump -Fc`) and tars its filestore, streaming both to the
+  destination with a SHA256SUMS and a manifest;
+- `/usr/local/sbin/odoo-restore` (`files/odoo-restore`, verbatim; `scripts/restore` is a
+  link to it): the operator's restore command, which reads backup.conf with
+  odoo-backup's own reader;
 - `odoo-backup.service` / `odoo-backup.timer`: the hardened oneshot and its nightly timer;
 - `/etc/odoo/backup.conf`: where backups go and how long they stay (root 0600: it holds
   S3 credentials when the stack gives some).
@@ -21,14 +23,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Optional
 
-
-from odoo_pulumi.render import DATA_DIR, ServerFile
+from odoo_pulumi.render import DATA_DIR
+from odoo_pulumi.server_files import ServerFile
 from odoo_pulumi.settings import ROOT, SHARED_DIRECTORIES, Settings
 from odoo_pulumi.templating import environment, managed_header
 
-RESTORE_SOURCE = ROOT / "templates" / "backup" / "odoo-restore"  # scripts/restore links here
+# The programs, shipped as they are in the repository (scripts/restore links to the second).
+BACKUP_SOURCE = ROOT / "files" / "odoo-backup"
+RESTORE_SOURCE = ROOT / "files" / "odoo-restore"
 
 BACKUP_BIN = "/usr/local/sbin/odoo-backup"
 RESTORE_BIN = "/usr/local/sbin/odoo-restore"
@@ -51,7 +55,8 @@ RANDOM_DELAY = "30min"
 S3_PACKAGES = ("python3-boto3",)
 BASE_PACKAGES = ("python3", "tar", "gzip")
 
-# The file keys this module adds to render.server_files(); the `backup` step embeds them.
+# The file keys this module adds to render.server_files(); the `backup` step embeds them
+# (steps.py) and takes the destination they were rendered for alongside.
 FILE_KEYS = ("odoo-backup", "odoo-restore", "odoo-backup.service", "odoo-backup.timer", "backup.conf")
 
 _S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>[A-Za-z0-9._/-]*))?$")
@@ -142,11 +147,6 @@ def destination(s: Settings, bucket: Optional[str] = None, region: Optional[str]
     return Destination(path)
 
 
-def packages(dest: Destination) -> list[str]:
-    """What the step installs: boto3 only for S3 destinations."""
-    return list(BASE_PACKAGES) + (list(S3_PACKAGES) if dest.is_s3 else [])
-
-
 def conf_values(s: Settings, dest: Destination, credentials: Optional[S3Credentials] = None) -> dict[str, str]:
     """The keys of /etc/odoo/backup.conf, read by odoo-backup and odoo-restore."""
     if credentials is not None and not dest.is_s3:
@@ -190,10 +190,6 @@ def render_conf(s: Settings, dest: Destination, credentials: Optional[S3Credenti
     )
 
 
-def render_script(s: Settings) -> str:
-    return _env.get_template("backup/odoo-backup.j2").render(header=_header(s), conf=BACKUP_CONF)
-
-
 def render_unit(s: Settings, dest: Destination) -> str:
     return _env.get_template("backup/odoo-backup.service.j2").render(
         header=_header(s),
@@ -215,9 +211,9 @@ def render_timer(s: Settings) -> str:
     )
 
 
-def restore_script() -> str:
-    """The restore command as it is (scripts/restore is a link to the same file)."""
-    return RESTORE_SOURCE.read_text()
+def program(source) -> str:
+    """A program of files/ as it is: what the tests run is what the server runs."""
+    return source.read_text()
 
 
 def server_files(
@@ -236,48 +232,10 @@ def server_files(
     """
     dest = destination(s, bucket, region)
     return {
-        "odoo-backup": ServerFile(BACKUP_BIN, render_script(s), "root", "root", 0o755),
-        "odoo-restore": ServerFile(RESTORE_BIN, restore_script(), "root", "root", 0o755),
+        "odoo-backup": ServerFile(BACKUP_BIN, program(BACKUP_SOURCE), "root", "root", 0o755),
+        "odoo-restore": ServerFile(RESTORE_BIN, program(RESTORE_SOURCE), "root", "root", 0o755),
         "odoo-backup.service": ServerFile(BACKUP_UNIT, render_unit(s, dest)),
         "odoo-backup.timer": ServerFile(BACKUP_TIMER, render_timer(s)),
         "backup.conf": ServerFile(BACKUP_CONF, render_conf(s, dest, credentials), "root", "root", 0o600,
                                   secret=credentials is not None),
     }
-
-
-def step_context(s: Settings, files: Mapping[str, Any]) -> dict[str, Any]:
-    """The template data of the `backup` step (templates/scripts/backup.sh.j2).
-
-    `files` holds at least FILE_KEYS (render.server_files merged with server_files);
-    the destination is read back from backup.conf's own decision, so that the step and
-    the file can never disagree.
-    """
-    from odoo_pulumi.steps import _file  # the same encoding as every other step's files
-
-    missing = [k for k in FILE_KEYS if k not in files]
-    if missing:
-        raise ValueError(f"step backup needs the server files {', '.join(missing)}: merge backup.server_files()")
-    conf = dict(line.split("=", 1) for line in files["backup.conf"].content.splitlines()
-                if line and not line.startswith("#") and "=" in line)
-    dest = conf["DESTINATION"]
-    s3 = dest.startswith("s3://")
-    return {
-        "packages": list(BASE_PACKAGES) + (list(S3_PACKAGES) if s3 else []),
-        "destination": dest,
-        "local_dir": "" if s3 else dest,
-        "files": [_file(files[k]) for k in FILE_KEYS],
-        "units": [files[k].path for k in ("odoo-backup.service", "odoo-backup.timer")],
-        "timer": "odoo-backup.timer",
-        "backup_bin": BACKUP_BIN,
-    }
-
-
-def render_step(s: Settings, files: Mapping[str, Any]) -> str:
-    """The `backup` step's script, rendered with the other steps' environment.
-
-    odoo_pulumi/steps.py does the same once the step is in its plan; until then the
-    drill (tests/remote/test_backup_drill.py) runs this.
-    """
-    from odoo_pulumi import steps
-
-    return steps._env.get_template("backup.sh.j2").render(step="backup", stack=s.stack, **step_context(s, files))

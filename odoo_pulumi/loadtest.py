@@ -231,6 +231,31 @@ class Session:
                         {"model": model, "method": method, "args": args, "kwargs": kwargs or {}})
 
 
+def open_login_page(session: Session) -> None:
+    """What a browser does before it logs in: the login page gives it Odoo's session cookie.
+    Nginx's login limit counts each browser by it (5 tries, then 1 a minute); without it every
+    simulated user shares one allowance per address and the sixth login is refused 429."""
+    try:
+        session.request("GET", "/web/login")
+    except OdooError:
+        pass
+
+
+def check_login(opts: "Options") -> str | None:
+    """One login before any step: a refused password would otherwise turn into a run of
+    retries that Nginx's login limit answers 429. Returns the reason it failed, or None."""
+    session = Session(opts.url, opts.timeout, opts.verify_tls)
+    open_login_page(session)
+    try:
+        session.rpc("/web/session/authenticate", {"login": opts.login, "password": opts.password,
+                                                  **({"db": opts.db} if opts.db else {})})
+    except OdooError as exc:
+        return str(exc)
+    finally:
+        session.close()
+    return None
+
+
 # --- the test --------------------------------------------------------------------------------
 
 
@@ -316,6 +341,7 @@ def _user(n: int, opts: Options, shared: Shared, samples: list[Sample], stop: th
     params = {"login": opts.login, "password": opts.password}
     if opts.db:
         params["db"] = opts.db
+    open_login_page(session)
     while not stop.is_set():
         if timed("login", lambda: session.rpc("/web/session/authenticate", params)) is not None:
             break
@@ -361,6 +387,7 @@ def _exporter(opts: Options, samples: list[Sample], stop: threading.Event) -> No
     """A slow request beside the users: every partner with every stored field, in a loop."""
     session = Session(opts.url, max(opts.timeout, 600), opts.verify_tls)
     params = {"login": opts.login, "password": opts.password, **({"db": opts.db} if opts.db else {})}
+    open_login_page(session)
     try:
         session.rpc("/web/session/authenticate", params)
     except OdooError as exc:
@@ -620,6 +647,12 @@ def main(argv: list[str] | None = None) -> int:
         Session(opts.url, opts.timeout)  # validates the URL
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    refused = check_login(opts)
+    if refused:
+        print(f"error: the login {opts.login!r} was refused ({refused}): give the password of the "
+              "deployment's admin user with --password-file (or ODOO_LOADTEST_PASSWORD), and --db "
+              "when the server has several databases", file=sys.stderr)
         return 2
     sampler = ServerSampler(opts)
     sampler.start()

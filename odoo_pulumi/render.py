@@ -2,20 +2,17 @@
 
 Python decides (paths, ports, which options a version knows); the Jinja2 templates in
 `templates/` only format. Pure: the same call gives the same bytes, so Pulumi sees a
-change only when a decision changed. `python -m odoo_pulumi.render --stack small --out
-DIR` is the operator's dry run: every file at its absolute path under DIR, secrets
-replaced by a visible placeholder.
+change only when a decision changed. The operator's dry run (`python -m odoo_pulumi.cli
+render`) writes these files as they are rendered: odoo.conf with ADMIN_PASSWD_SLOT,
+which the server fills with the hash of the master password.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Mapping
 
-from odoo_pulumi.settings import SECRET_KEYS, Settings, SettingsError, load_settings, read_stack_file, sizing_for
+from odoo_pulumi.server_files import ServerFile
+from odoo_pulumi.settings import Settings
 from odoo_pulumi.sizing import Sizing
 from odoo_pulumi.templating import environment, managed_header
 
@@ -25,7 +22,6 @@ DATA_DIR = "/var/lib/odoo"
 SOURCE_DIR = "/opt/odoo/src"
 VENV_DIR = "/opt/odoo/venv"
 ACME_ROOT = "/var/www/letsencrypt"
-DRY_RUN_BUCKET = "bucket-created-by-pulumi"  # the aws target's backup bucket, named at deploy
 
 # Paths on the server, one per rendered file.
 ODOO_CONF = "/etc/odoo/odoo.conf"
@@ -87,16 +83,6 @@ LOGIN_LIMIT = LoginLimit()
 # already there when the password still verifies). The program never hashes: 600,000
 # rounds would cost every preview ~0.6 s.
 ADMIN_PASSWD_SLOT = "<odoo-pulumi: pbkdf2-sha512 hash of adminPassword, set on the server>"
-
-
-@dataclass(frozen=True)
-class ServerFile:
-    path: str
-    content: str
-    owner: str = "root"
-    group: str = "root"
-    mode: int = 0o644
-    secret: bool = False
 
 
 _env = environment()
@@ -211,45 +197,3 @@ def server_files(s: Settings, z: Sizing) -> dict[str, ServerFile]:
     if s.domain:
         files["nginx-site-acme"] = ServerFile(NGINX_SITE_ACME, render_nginx_site(s, z, tls=False))
     return files
-
-
-def write_tree(files: dict[str, ServerFile], out: Path) -> list[Path]:
-    """Write files at their absolute paths under `out` (the dry run's layout)."""
-    written = []
-    for f in files.values():
-        dest = out / f.path.lstrip("/")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(f.content)
-        dest.chmod(f.mode)
-        written.append(dest)
-    return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m odoo_pulumi.render",
-        description="Write every server file of a stack under DIR, secrets as placeholders.",
-    )
-    parser.add_argument("--stack", required=True, help="stack name: stacks/Pulumi.<stack>.yaml")
-    parser.add_argument("--out", required=True, type=Path, help="directory to write the tree into")
-    args = parser.parse_args(argv)
-    try:
-        raw = read_stack_file(args.stack)
-        s = load_settings(raw, args.stack, secrets_present=set(SECRET_KEYS))
-    except SettingsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    z = sizing_for(s)
-    from odoo_pulumi import backup  # backup renders with render's helpers: import late
-
-    files = {**server_files(s, z),
-             **backup.server_files(s, **({"bucket": DRY_RUN_BUCKET, "region": "eu-west-1"}
-                                         if s.target == "aws" else {}))}
-    for path in write_tree(files, args.out):
-        print(path)
-    print(f"# {z.summary}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

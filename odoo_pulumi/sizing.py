@@ -1,7 +1,7 @@
 """Sizing: from the number of concurrent users to every number of the server.
 
 Pure and deterministic (no Pulumi import) so that an operator can ask before deploying
-(`python -m odoo_pulumi.sizing --users 60`) and tests can sweep every user count.
+(`python -m odoo_pulumi.cli sizing --users 60`) and tests can sweep every user count.
 
 The rules are Odoo's own (deploy guide): one HTTP worker serves about 6 concurrent
 users; a server runs at most 2 x CPU cores + 1 worker processes, cron workers included
@@ -15,10 +15,7 @@ Odoo and the OS leave it.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from dataclasses import asdict, dataclass, field
 
 from odoo_pulumi.instance_types import BY_NAME, CATALOGUE, InstanceType
@@ -470,7 +467,7 @@ def size(
     )
 
 
-# --- the operator's question: python -m odoo_pulumi.sizing --users 60 ----------------------
+# --- the operator's question: python -m odoo_pulumi.cli sizing --users 60 ----------------------
 
 
 def format_table(s: Sizing) -> str:
@@ -494,34 +491,3 @@ def format_table(s: Sizing) -> str:
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines += ["", "Why:"] + [f"  - {r}" for r in s.reasons]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m odoo_pulumi.sizing", description="Explain the server sizing for N users."
-    )
-    parser.add_argument("--users", type=int, required=True, help="concurrent users")
-    parser.add_argument("--users-per-worker", type=int, default=USERS_PER_WORKER)
-    parser.add_argument("--instance-type", default=None, help="check a given type instead of choosing")
-    parser.add_argument("--arch", default="any", choices=["any", "x86_64", "arm64"])
-    parser.add_argument("--full-worker-count", action="store_true",
-                        help="size for every worker the users need, not the guide's 80 %% share")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    try:
-        s = size(
-            args.users,
-            users_per_worker=args.users_per_worker,
-            instance_type=args.instance_type,
-            arch=args.arch,
-            full_worker_count=args.full_worker_count,
-        )
-    except SizingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(json.dumps(s.to_json(), indent=2) if args.json else format_table(s))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

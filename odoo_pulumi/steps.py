@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from odoo_pulumi import adminhash, backup
 from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start,
                                 without_demo_arg)
+from odoo_pulumi.server_files import ServerFile
 from odoo_pulumi.settings import ROOT, Settings, SettingsError
 from odoo_pulumi.templating import environment
 
@@ -244,17 +245,6 @@ _env.filters["q"] = _quote
 _env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()
 
 
-def _file(f: Any) -> dict[str, str]:
-    """A ServerFile as template data: content base64-encoded, mode as octal text."""
-    return {
-        "path": f.path,
-        "owner": f.owner,
-        "group": f.group,
-        "mode": f"{f.mode:04o}",
-        "b64": base64.b64encode(f.content.encode()).decode(),
-    }
-
-
 def admin_ranges(s: Settings) -> list[str]:
     """adminCidrs as ufw (and AWS) want them: network addresses, each once, in order."""
     out: list[str] = []
@@ -343,7 +333,7 @@ def secret_texts(step: Step, files: Mapping[str, Any]) -> list[str]:
         f = files[key]
         if not f.secret:
             continue
-        out.append(_file(f)["b64"])
+        out.append(f.template_data()["b64"])
         for line in f.content.splitlines():
             value = line.partition("=")[2].strip()
             for piece in (line.strip(), "" if value.startswith("/") else value):
@@ -371,6 +361,20 @@ def _fingerprint(*parts: str) -> str:
     return h.hexdigest()[:32]
 
 
+def _backup_context(files: Mapping[str, ServerFile], dest: backup.Destination) -> dict[str, Any]:
+    """The `backup` step: the programs, their configuration and units (backup.FILE_KEYS),
+    and what the destination they were rendered for needs on the server."""
+    return {
+        "packages": list(backup.BASE_PACKAGES) + (list(backup.S3_PACKAGES) if dest.is_s3 else []),
+        "destination": dest.url,
+        "local_dir": dest.local_dir or "",
+        "files": [files[k].template_data() for k in backup.FILE_KEYS],
+        "units": [files[k].path for k in ("odoo-backup.service", "odoo-backup.timer")],
+        "timer": "odoo-backup.timer",
+        "backup_bin": backup.BACKUP_BIN,
+    }
+
+
 def _contexts(
     s: Settings,
     files: Mapping[str, Any],
@@ -379,6 +383,7 @@ def _contexts(
     data_volume_id: str | None,
     admin_password: str,
     admin_user_password: str,
+    backup_destination: backup.Destination,
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
     ctx: dict[str, dict[str, Any]] = {
@@ -403,7 +408,7 @@ def _contexts(
         },
         "postgresql": {
             "pg_version": s.postgres_version,
-            "tuning": _file(files["postgresql-tuning"]),
+            "tuning": files["postgresql-tuning"].template_data(),
         },
         "odoo-install": {
             "source": s.odoo_source,
@@ -425,7 +430,7 @@ def _contexts(
             "nginx_user": NGINX_USER,
         },
         "odoo-config": {
-            "files": [_file(files["odoo.conf"]), _file(files["odoo.service"])],
+            "files": [files["odoo.conf"].template_data(), files["odoo.service"].template_data()],
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
             "without_demo": without_demo_arg(s.odoo_version),
@@ -442,9 +447,9 @@ def _contexts(
             "hash_rounds": adminhash.ROUNDS,
         },
         "nginx": {
-            "site": _file(files["nginx-site"]),
+            "site": files["nginx-site"].template_data(),
             "site_link": f"{NGINX_ENABLED}/{Path(files['nginx-site'].path).name}",
-            "acme": _file(files["nginx-site-acme"]) if s.domain else None,
+            "acme": files["nginx-site-acme"].template_data() if s.domain else None,
             "acme_link": f"{NGINX_ENABLED}/{Path(files['nginx-site-acme'].path).name}" if s.domain else "",
             "domain": s.domain or "",
             "email": s.letsencrypt_email or "",
@@ -452,7 +457,7 @@ def _contexts(
             "filestore_group": FILESTORE_GROUP,
             "nginx_user": NGINX_USER,
         },
-        "backup": backup.step_context(s, files),
+        "backup": _backup_context(files, backup_destination),
         "health": {
             "domain": s.domain or "",
             "host": host,
@@ -476,6 +481,7 @@ def render_scripts(
     admin_user_password: str,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
+    backup_destination: backup.Destination | None = None,
 ) -> dict[str, str]:
     """Every step's script for these settings and server files, in plan order.
 
@@ -483,7 +489,10 @@ def render_scripts(
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
     hash (odooSource archive); `data_volume_id` the EBS volume (target aws);
     `admin_password` and `admin_user_password` are the adminPassword and
-    adminUserPassword secrets: odoo-config (a secret step) hashes them on the server.
+    adminUserPassword secrets: odoo-config (a secret step) hashes them on the server;
+    `backup_destination` is what `backup.server_files` rendered for (target aws: the
+    stack's bucket, `backup.destination(s, bucket, region)`; target host: the setting's,
+    the default).
     """
     steps = plan(s)
     for step in steps:
@@ -502,7 +511,11 @@ def render_scripts(
     if ADMIN_PASSWD_SLOT not in files["odoo.conf"].content:
         raise ValueError("odoo.conf must hold render.ADMIN_PASSWD_SLOT: the server fills in the hash")
 
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password, admin_user_password)
+    if s.target == "aws" and backup_destination is None:
+        raise ValueError("target aws needs the backup destination: backup.destination(s, bucket, region)")
+    backup_destination = backup_destination or backup.destination(s)
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password, admin_user_password,
+                    backup_destination)
     passwords = (admin_password, admin_user_password)
     scripts: dict[str, str] = {}
     for step in steps:

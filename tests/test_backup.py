@@ -26,16 +26,31 @@ from pathlib import Path
 
 import pytest
 
-from odoo_pulumi import backup, render
+from odoo_pulumi import backup, render, steps
 from odoo_pulumi.settings import ROOT, sizing_for
 from tests.conftest import assert_shell_clean, host_settings, stack_settings
 
 BUCKET = "odoo-backups-small-0a1b2c3"
+# The passwords odoo-config carries (hashed on the server, never here).
+FAKE_PASSWORD = "not a real secret"
 
 
 def aws_files(stack="small", **over):
     s = stack_settings(stack, **over)
     return s, backup.server_files(s, bucket=BUCKET, region="eu-west-1")
+
+
+def backup_step(s, files, dest=None) -> str:
+    """The `backup` step's script as steps.render_scripts renders it for `pulumi up`,
+    `files` (backup.server_files) merged with render's and sent to `dest`."""
+    if dest is None and s.target == "aws":
+        dest = backup.destination(s, BUCKET, "eu-west-1")
+    all_files = {**render.server_files(s, sizing_for(s)), **files}
+    return steps.render_scripts(
+        s, all_files, host="203.0.113.10", admin_password=FAKE_PASSWORD, admin_user_password=FAKE_PASSWORD,
+        archive_sha256="0" * 64 if s.odoo_source == "archive" else None,
+        data_volume_id="vol-0123456789abcdef0" if s.target == "aws" else None, backup_destination=dest,
+    )["backup"]
 
 
 def conf_of(files) -> dict[str, str]:
@@ -86,8 +101,9 @@ def test_aws_destination_is_the_stacks_bucket_under_its_prefix():
 
 def test_packages_add_boto3_only_for_s3():
     """boto3 (the distribution's python3-boto3) is installed only when it is used."""
-    assert "python3-boto3" not in backup.packages(backup.destination(host_settings()))
-    assert "python3-boto3" in backup.packages(backup.destination(stack_settings("small"), bucket=BUCKET))
+    s = host_settings()
+    assert "python3-boto3" not in backup_step(s, backup.server_files(s))
+    assert "python3-boto3" in backup_step(*aws_files())
 
 
 # --- configuration file ----------------------------------------------------------------------
@@ -237,29 +253,56 @@ def test_restore_on_the_server_is_scripts_restore():
     assert os.access(ROOT / "scripts" / "restore", os.X_OK)
 
 
-def test_backup_script_is_the_template_with_its_header_only():
-    """The Python program is not templated beyond its header (a Jinja2 raw block), so
-    what the tests run is what the server runs, and it compiles."""
-    s = host_settings()
-    script = backup.server_files(s)["odoo-backup"].content
-    assert script.startswith("#!/usr/bin/python3 -I\n# Managed by odoo-pulumi (stack test)")
+def test_backup_program_is_files_odoo_backup():
+    """The Python program is not templated: the server gets files/odoo-backup byte for
+    byte (what the tests run is what the server runs), marked as managed, and it compiles."""
+    f = backup.server_files(host_settings())["odoo-backup"]
+    script = f.content
+    assert script == (ROOT / "files" / "odoo-backup").read_text()
+    assert (f.path, f.owner, f.mode) == ("/usr/local/sbin/odoo-backup", "root", 0o755)
+    assert script.startswith("#!/usr/bin/python3 -I\n# Managed by odoo-pulumi")
     assert "{%" not in script and "{{" not in script
     compile(script, "odoo-backup", "exec")
 
 
-def test_restore_and_step_pass_bash_and_shellcheck(tmp_path):
-    """scripts/restore and every variant of the rendered step parse; shellcheck (when
-    installed) finds no warning."""
+def test_restore_is_a_python_program_on_odoo_backups_reader():
+    """odoo-restore is Python like odoo-backup (the system's, isolated), compiles, and
+    reads backup.conf with odoo-backup's reader only: it holds no parser of its own."""
+    script = (ROOT / "files" / "odoo-restore").read_text()
+    assert script.startswith("#!/usr/bin/python3 -I\n# Managed by odoo-pulumi")
+    compile(script, "odoo-restore", "exec")
+    assert "backup.parse_config(" in script and ".partition(\"=\")" not in script and "split(\"=\"" not in script
+
+
+def test_restore_reads_backup_conf_like_odoo_backup(tmp_path):
+    """A backup.conf odoo-backup refuses, odoo-restore refuses the same way (exit 2, the
+    file and line named), before touching anything."""
+    if os.geteuid() != 0:
+        pytest.skip("odoo-restore runs as root only")
+    (tmp_path / "x.dump").write_bytes(b"x")
+    (tmp_path / "filestore.tar.gz").write_bytes(b"x")
+    conf = tmp_path / "backup.conf"
+    conf.write_text("# comment\nFILESTORE_ROOT=/srv/x\nnot a setting\n")
+    r = subprocess.run([str(ROOT / "scripts" / "restore"), "--config", str(conf), "--no-verify", "--database", "x",
+                        "--dump", str(tmp_path / "x.dump"), "--filestore", str(tmp_path / "filestore.tar.gz")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and f"{conf}:3: expected KEY=VALUE" in r.stderr, r.stdout + r.stderr
+    assert not list((ROOT / "files").glob("__pycache__")), "loading odoo-backup left a bytecode cache"
+
+
+def test_step_passes_bash_and_shellcheck(tmp_path):
+    """Every variant of the rendered step parses; shellcheck (when installed) finds no
+    warning."""
     variants = {
         "local": host_settings(),
         "host-s3": host_settings(backupDestination="s3://acme-backups/erp"),
         "aws": stack_settings("small"),
     }
-    paths = [ROOT / "scripts" / "restore"]
+    paths = []
     for name, s in variants.items():
         files = backup.server_files(s, bucket=BUCKET if s.target == "aws" else None)
         path = tmp_path / f"backup-{name}.sh"
-        path.write_text(backup.render_step(s, files))
+        path.write_text(backup_step(s, files))
         paths.append(path)
     for path in paths:
         assert_shell_clean(path)
@@ -270,14 +313,14 @@ def test_step_installs_what_the_destination_needs():
     every file with its owner and mode, the configuration checked before the timer, the
     step's closing line."""
     s = host_settings()
-    local = backup.render_step(s, backup.server_files(s))
+    local = backup_step(s, backup.server_files(s))
     assert "apt_install python3 tar gzip\n" in local
     assert "ensure_dir \"$backup_dir\" root root 0700" in local and "backup_dir=/var/backups/odoo" in local
     assert local.index("--check") < local.index("ensure_enabled odoo-backup.timer")
     for f in backup.server_files(s).values():
         assert f"put_file {f.path} {f.owner} {f.group} {f.mode:04o}" in local
     assert local.rstrip().endswith("step_main </dev/null\nfinish")
-    s3 = backup.render_step(*aws_files())
+    s3 = backup_step(*aws_files())
     assert "apt_install python3 tar gzip python3-boto3" in s3 and "backup_dir=" not in s3
 
 
@@ -286,7 +329,20 @@ def test_step_needs_the_backup_files():
     script that silently installs nothing."""
     s = host_settings()
     with pytest.raises(ValueError, match="odoo-backup"):
-        backup.render_step(s, render.server_files(s, sizing_for(s)))
+        steps.render_scripts(s, render.server_files(s, sizing_for(s)), host="203.0.113.10",
+                             admin_password=FAKE_PASSWORD, admin_user_password=FAKE_PASSWORD)
+
+
+def test_step_takes_the_destination_it_is_given():
+    """The step installs for the destination handed to it with the files (the stack's
+    bucket on aws: there is no default), not one read back from backup.conf."""
+    s, files = aws_files()
+    with pytest.raises(ValueError, match="target aws needs the backup destination"):
+        steps.render_scripts(
+            s, {**render.server_files(s, sizing_for(s)), **files}, host="h", admin_password=FAKE_PASSWORD, admin_user_password=FAKE_PASSWORD,
+            data_volume_id="vol-0123456789abcdef0")
+    script = backup_step(s, files, dest=backup.destination(s, "another-bucket", "eu-west-1"))
+    assert "# Nightly backups to s3://another-bucket/small/:" in script
 
 
 def test_file_contents_travel_encoded():
@@ -294,8 +350,15 @@ def test_file_contents_travel_encoded():
     S3 secret included)."""
     s = host_settings(backupDestination="s3://acme-backups/erp")
     creds = backup.S3Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    script = backup.render_step(s, backup.server_files(s, credentials=creds))
+    files = backup.server_files(s, credentials=creds)
+    # The step template with the step's own data (steps.render_scripts itself refuses a
+    # secret backup.conf: the backup step is not a secret step, see below).
+    script = steps._env.get_template("backup.sh.j2").render(
+        step="backup", stack=s.stack, secret_texts=[],
+        **steps._backup_context(files, backup.destination(s)))
     assert "wJalrXUtnFEMI" not in script and "AKIAIOSFODNN7EXAMPLE" not in script
+    with pytest.raises(ValueError, match="backup.conf.*not marked secret"):
+        backup_step(s, files)
 
 
 # --- odoo-backup's retention, imported as a module -----------------------------------------------

@@ -38,7 +38,9 @@ class StubOdoo(BaseHTTPRequestHandler):
 
     def do_GET(self):
         type(self).calls.append(("GET", self.path, self.headers.get("Cookie")))
-        if self.path == "/web":
+        if self.path == "/web/login":  # Odoo gives the login page a session cookie
+            self._send(200, "<form></form>", "text/html", cookie="a" * 32)
+        elif self.path == "/web":
             self._send(200, '<script src="/web/assets/abc/web.assets_web.min.js"></script>', "text/html")
         elif self.path.startswith("/web/assets/"):
             self._send(200, "x" * 5000, "text/javascript")
@@ -124,6 +126,28 @@ def test_slow_server_fails_the_p95_target(stub):
 def test_wrong_password_is_counted_not_fatal(stub):
     r = loadtest.run_step(opts(stub, password="nope", duration=1.0, think=0.1), 2, log=lambda m: None)
     assert set(r.errors) == {"AccessDenied"} and not r.holds
+
+
+def test_each_user_logs_in_with_its_login_pages_cookie(stub):
+    """As a browser: the login page first, then the login with its session cookie, so that
+    Nginx's per-browser login limit (5, then 1 a minute) counts each user apart."""
+    loadtest.run_step(opts(stub, duration=0.5, think=0.05), 6, log=lambda m: None)
+    logins = [c for c in StubOdoo.calls if c[:2] == ("POST", "/web/session/authenticate")]
+    assert len(logins) == 6
+    assert all(cookie == "session_id=" + "a" * 32 for _, _, cookie in logins), logins
+
+
+def test_cli_refuses_a_wrong_password_before_any_step(stub, tmp_path, capsys, monkeypatch):
+    """A refused login stops the run at once with what to fix, instead of retrying into
+    Nginx's 429 for the whole duration."""
+    monkeypatch.setenv("ODOO_LOADTEST_PASSWORD", "nope")
+    t0 = time.monotonic()
+    rc = loadtest.main(["--url", stub, "--users", "2,4", "--duration", "5", "--warmup", "1",
+                        "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2 and time.monotonic() - t0 < 3
+    assert "login 'admin' was refused (AccessDenied" in err and "--password-file" in err
+    assert not (tmp_path / "report.json").exists()
 
 
 def test_cli_steps_writes_report_and_plot(stub, tmp_path, capsys, monkeypatch):

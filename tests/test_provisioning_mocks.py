@@ -27,6 +27,11 @@ def server_files(s, z):
     return {**render_server_files(s, z),
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
+
+
+def backup_destination(s):
+    """Where those backup files send the backups (what the program passes on aws)."""
+    return backup.destination(s, "odoo-backups-test-0a1b2c3", "eu-west-1") if s.target == "aws" else None
 from odoo_pulumi.settings import sizing_for
 from tests.conftest import host_settings, stack_settings
 
@@ -119,6 +124,7 @@ def build(settings, *, admin=ADMIN, server_id=None, name="odoo") -> dict[str, Re
             admin_password=pulumi.Output.secret(admin),
             admin_user_password=pulumi.Output.secret(USER_PASSWORD),
             data_volume_id=VOLUME_ID if aws else None, server_id=server_id,
+            backup_destination=backup_destination(settings),
         ))
         return prov.health.apply(lambda h: out.update(health=h))
 

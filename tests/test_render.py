@@ -202,7 +202,7 @@ def test_render_is_deterministic(small):
 
 def test_render_cli_writes_the_tree(tmp_path):
     """The operator's dry run: every file at its absolute path, secret as a placeholder."""
-    out = subprocess.run([sys.executable, "-m", "odoo_pulumi.render", "--stack", "large", "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "odoo_pulumi.cli", "render", "--stack", "large", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, check=True)
     conf_path = tmp_path / "etc/odoo/odoo.conf"
     assert str(conf_path) in out.stdout
@@ -214,7 +214,7 @@ def test_render_cli_writes_the_tree(tmp_path):
                 "usr/local/sbin/odoo-backup", "usr/local/sbin/odoo-restore",
                 "etc/systemd/system/odoo-backup.timer"):
         assert (tmp_path / rel).is_file(), rel
-    bad = subprocess.run([sys.executable, "-m", "odoo_pulumi.render", "--stack", "nope", "--out", str(tmp_path)],
+    bad = subprocess.run([sys.executable, "-m", "odoo_pulumi.cli", "render", "--stack", "nope", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "stacks: large" in bad.stderr
 

@@ -207,12 +207,12 @@ def test_current_families_change_the_answer():
 
 
 def test_cli_table_and_json():
-    """`python -m odoo_pulumi.sizing` answers an operator before deploying."""
-    out = subprocess.run([sys.executable, "-m", "odoo_pulumi.sizing", "--users", "60"],
+    """`python -m odoo_pulumi.cli sizing` answers an operator before deploying."""
+    out = subprocess.run([sys.executable, "-m", "odoo_pulumi.cli", "sizing", "--users", "60"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert "HTTP workers" in out and "Why:" in out and "c7g.xlarge: 4 vCPU = 4 cores" in out
     assert "counts CPU cores, not vCPUs" in out and "8 workers carry ~48 users" in out
-    data = json.loads(subprocess.run([sys.executable, "-m", "odoo_pulumi.sizing", "--users", "60", "--json"],
+    data = json.loads(subprocess.run([sys.executable, "-m", "odoo_pulumi.cli", "sizing", "--users", "60", "--json"],
                                      cwd=ROOT, capture_output=True, text=True, check=True).stdout)
     for key in ("users", "workers", "max_cron_threads", "instance_type", "vcpus", "memory_mib", "arch",
                 "odoo_memory_mib", "limit_memory_soft", "limit_memory_hard", "limit_time_cpu",
@@ -220,13 +220,13 @@ def test_cli_table_and_json():
                 "cores", "threads_per_core", "capacity_users", "capacity_share_percent"):
         assert key in data, key
     assert data["users"] == 60 and data["workers"] == 8 and data["cores"] == 4
-    full = json.loads(subprocess.run([sys.executable, "-m", "odoo_pulumi.sizing", "--users", "60", "--json",
+    full = json.loads(subprocess.run([sys.executable, "-m", "odoo_pulumi.cli", "sizing", "--users", "60", "--json",
                                       "--full-worker-count"], cwd=ROOT, capture_output=True, text=True,
                                      check=True).stdout)
     assert full["workers"] == 10 and full["capacity_share_percent"] == 100
     assert all(isinstance(data["postgres"][k], int) for k in
                ("shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem"))
-    bad = subprocess.run([sys.executable, "-m", "odoo_pulumi.sizing", "--users", "100000"],
+    bad = subprocess.run([sys.executable, "-m", "odoo_pulumi.cli", "sizing", "--users", "100000"],
                          cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "more than one VM" in bad.stderr
 

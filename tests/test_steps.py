@@ -26,6 +26,11 @@ def server_files(s, z):
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
 
+
+def backup_destination(s):
+    """Where those backup files send the backups (what the program passes on aws)."""
+    return backup.destination(s, "odoo-backups-test-0a1b2c3", "eu-west-1") if s.target == "aws" else None
+
 ADMIN = "correct horse battery staple"
 USER_PASSWORD = "administrator user password"
 # What the server's odoo.conf holds once odoo-config filled the slot (a made-up hash: the
@@ -57,7 +62,7 @@ def render(s, admin=ADMIN, host_addr="203.0.113.10", user_password=USER_PASSWORD
     return steps.render_scripts(
         s, files, host=host_addr, admin_password=admin, admin_user_password=user_password,
         archive_sha256=SHA if s.odoo_source == "archive" else None,
-        data_volume_id=VOLUME if s.target == "aws" else None,
+        data_volume_id=VOLUME if s.target == "aws" else None, backup_destination=backup_destination(s),
     )
 
 
@@ -446,7 +451,7 @@ def test_failed_secret_step_prints_progress_but_no_secret(guard):
     texts = (steps._guarded_texts(steps.Step("odoo-config", (), ("odoo.conf",)), files, (ADMIN, USER_PASSWORD))
              if guard else [])
     script = steps._env.from_string(LEAKY_BODY).render(
-        step="leaky", stack=s.stack, f=steps._file(conf), pw=ADMIN, secret_texts=texts)
+        step="leaky", stack=s.stack, f=conf.template_data(), pw=ADMIN, secret_texts=texts)
     r = _run_as_root_in_private_var_lib(script)
     out = r.stdout + r.stderr
     assert r.returncode != 0

@@ -70,10 +70,9 @@ def all_files(s):
 
 
 def backup_script(s, host: str) -> str:
-    """The backup step as steps.render_scripts renders it once it is in the plan; until
-    then as backup.render_step renders it (the same template and environment)."""
-    scripts = steps.render_scripts(s, all_files(s), host=host, admin_password=ADMIN_PASSWORD, admin_user_password=ADMIN_USER_PASSWORD)
-    return scripts.get("backup") or backup.render_step(s, all_files(s))
+    """The backup step as steps.render_scripts renders it for `pulumi up`."""
+    return steps.render_scripts(s, all_files(s), host=host, admin_password=ADMIN_PASSWORD,
+                                admin_user_password=ADMIN_USER_PASSWORD)["backup"]
 
 
 def ok(run: StepRun) -> StepRun:

@@ -436,9 +436,12 @@ def test_loadtest_against_the_fake_odoo(testhost, provisioned, tmp_path):
     from odoo_pulumi import loadtest
 
     out = tmp_path / "loadtest"
+    password_file = tmp_path / "admin-user-password"
+    password_file.write_text(ADMIN_USER_PASSWORD + "\n")
     argv = ["--url", f"http://{testhost.host}", "--users", "2,4", "--warmup", "2", "--duration", "6",
             "--think", "0.3", "--timeout", "10", "--ssh", f"{testhost.user}@{testhost.host}:{testhost.port}",
-            "--ssh-key", testhost.key, "--out", str(out), "--label", "fake odoo", "--seed", "7"]
+            "--ssh-key", testhost.key, "--out", str(out), "--label", "fake odoo", "--seed", "7",
+            "--password-file", str(password_file)]
     for option in testhost.host_key_options()[1::2]:
         argv += ["--ssh-option", option]
     t0 = time.monotonic()
