@@ -1,78 +1,75 @@
 """odoo-pulumi: read the stack's settings, size the server, build it, export what an
-operator needs. Only wiring lives here; decisions live in components/."""
+operator needs. Only wiring lives here: decisions live in odoo_pulumi/, resources in
+components/."""
 
 import pulumi
 
 from odoo_pulumi import backup, render
-from odoo_pulumi.settings import (PROJECT, SECRET_KEYS, SettingsError, check_stack_file, load_settings,
-                                 sizing_for)
+from odoo_pulumi.settings import (ROOT, SECRET_KEYS, Settings, SettingsError, check_stack_file, declared_config,
+                                  load_settings, read_stack_file, sizing_for)
+from odoo_pulumi.steps import ssh_access_summary
 
 
-def read_stack_config() -> tuple[dict, set[str], dict[str, str]]:
-    """The project's config as the engine hands it over (strings), which secret keys
-    are present, and their values: load_settings only judges their strength (never
-    keeps or prints them); the program uses them through Outputs only."""
-    everything = {**pulumi.runtime.config.get_config_env(), **pulumi.runtime.config.CONFIG.get()}
-    raw, secrets, values = {}, set(), {}
-    for full_key, value in everything.items():
-        ns, _, key = full_key.partition(":")
-        if ns != PROJECT:
+def read_settings(stack: str) -> Settings:
+    """The stack's settings, validated once, before any resource exists.
+
+    Each declared key is read through pulumi.Config (the engine hands over text). A
+    secret's value is only judged for strength by load_settings, never kept nor printed;
+    one stored in plain text is passed on as a plain setting, which load_settings refuses
+    by name. pulumi.Config cannot list the keys it was given, so the stack file is read
+    too: its undeclared keys (a typo) and its ambiguous numbers (`users: 015`) are refused.
+    """
+    config = pulumi.Config()
+    raw, secrets_present, secret_values = {}, set(), {}
+    for key in declared_config():
+        value = config.get(key)
+        if value is None:
             continue
         if key in SECRET_KEYS:
-            if not pulumi.runtime.is_config_secret(full_key) and key not in _env_secret_keys():
-                raw[key] = str(value)  # plain text: load_settings refuses it by name
-            secrets.add(key)
-            values[key] = "" if value is None else str(value)
-        else:
-            raw[key] = value
-    return raw, secrets, values
+            secrets_present.add(key)
+            secret_values[key] = value
+            if pulumi.runtime.is_config_secret(config.full_key(key)):
+                continue
+        raw[key] = value
+    try:
+        if (ROOT / "stacks" / f"Pulumi.{stack}.yaml").exists():
+            check_stack_file(stack)
+            raw.update({k: v for k, v in read_stack_file(stack).items() if k not in declared_config()})
+        return load_settings(raw, stack, secrets_present, secret_values)
+    except SettingsError as e:
+        raise pulumi.RunError(str(e)) from None
 
 
-def _env_secret_keys() -> set[str]:
-    return {k.partition(":")[2] for k in pulumi.runtime.config.get_config_secret_keys_env()}
+def ssh_command(settings: Settings, ip: str) -> str:
+    port = f"-p {settings.port} " if settings.port != 22 else ""
+    return f"ssh -i <your key> {port}{settings.ssh_user}@{ip}"
 
 
-raw, secrets_present, secret_values = read_stack_config()
-try:
-    check_stack_file(pulumi.get_stack())  # `users: 015`: the engine would hand over "13"
-    settings = load_settings(raw, pulumi.get_stack(), secrets_present, secret_values)
-except SettingsError as e:
-    raise pulumi.RunError(str(e)) from None
-del secret_values
+settings = read_settings(pulumi.get_stack())
 sizing = sizing_for(settings)
 
 config = pulumi.Config()
-admin_password = config.require_secret("adminPassword")
 private_key = config.require_secret("sshPrivateKey")
+# Every server file is plain: odoo.conf holds a slot for the master password's hash.
+# Both passwords go only to the (secret) odoo-config step, which hashes them on the
+# server: the program never computes a PBKDF2 (issue 13: ~0.6 s each on every preview).
+server_files = render.server_files(settings, sizing)
+admin_password = config.require_secret("adminPassword")
 admin_user_password = config.require_secret("adminUserPassword")
-# Both passwords go to the (secret) odoo-config step, which hashes them on the server:
-# the program never computes their PBKDF2 (issue 13: ~0.6 s each on every preview).
-files = pulumi.Output.secret(render.server_files(settings, sizing))
 
-from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402
-from odoo_pulumi.steps import ssh_access_summary  # noqa: E402
+from components.provisioning import Provisioning, ProvisioningArgs  # noqa: E402  (after the settings' check)
 
 if settings.target == "aws":
-    from components.server import AwsServer, AwsServerArgs
-
     from components.backups import Backups, BackupsArgs
+    from components.server import AwsServer, AwsServerArgs
 
     server = AwsServer("server", AwsServerArgs(settings=settings, sizing=sizing))
     backups = Backups("backups", BackupsArgs(settings=settings, role_name=server.role.name))
-    files = pulumi.Output.all(files, backups.bucket_name, backups.region).apply(
-        lambda a: {**a[0], **backup.server_files(settings, bucket=a[1], region=a[2])})
-    backup_destination = pulumi.Output.all(backups.bucket_name, backups.region).apply(
-        lambda a: backup.destination(settings, a[0], a[1]))
     host = server.public_ip
-    provisioning = Provisioning(
-        "odoo",
-        ProvisioningArgs(
-            host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
-            admin_password=admin_password, admin_user_password=admin_user_password,
-            data_volume_id=server.data_volume_id, server_id=server.instance_id,
-            backup_destination=backup_destination, depends_on=[server, backups],
-        ),
-    )
+    bucket = pulumi.Output.all(backups.bucket_name, backups.region)
+    files = bucket.apply(lambda a: {**server_files, **backup.server_files(settings, bucket=a[0], region=a[1])})
+    on_aws = dict(data_volume_id=server.data_volume_id, server_id=server.instance_id, depends_on=[server, backups],
+                  backup_destination=bucket.apply(lambda a: backup.destination(settings, a[0], a[1])))
     pulumi.export("instance_id", server.instance_id)
     pulumi.export("backup_bucket", backups.bucket_name)
     pulumi.export("backup_prefix", backups.prefix)
@@ -84,17 +81,14 @@ else:
             f"hostVcpus and hostMemoryMiB to have the real server checked"
         )
     host = pulumi.Output.from_input(settings.host)
-    files = files.apply(lambda f: {**f, **backup.server_files(settings)})
-    provisioning = Provisioning(
-        "odoo",
-        ProvisioningArgs(host=host, settings=settings, sizing=sizing, files=files, private_key=private_key,
-                         admin_password=admin_password, admin_user_password=admin_user_password),
-    )
+    files = {**server_files, **backup.server_files(settings)}
+    on_aws = {}
 
-ssh = host.apply(
-    lambda ip: f"ssh -i <your key> -p {settings.port} {settings.ssh_user}@{ip}"
-    if settings.port != 22 else f"ssh -i <your key> {settings.ssh_user}@{ip}"
-)
+provisioning = Provisioning("odoo", ProvisioningArgs(
+    host=host, settings=settings, files=files, private_key=private_key,
+    admin_password=admin_password, admin_user_password=admin_user_password, **on_aws))
+
+ssh = host.apply(lambda ip: ssh_command(settings, ip))
 pulumi.export("url", settings.url or host.apply(lambda ip: f"http://{ip}"))
 pulumi.export("public_ip", host)
 pulumi.export("ssh_command", ssh)

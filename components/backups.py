@@ -17,105 +17,32 @@ it, and (optionally) daily EBS snapshots of the data volume.
 - with `ebsSnapshots`, a Data Lifecycle Manager policy (and its service role) taking a
   daily snapshot of the data volume, found by its Name tag, kept `backupRetentionDays`.
 
-The pure helpers hold the decisions so that tests can read them without an engine;
-`odoo_pulumi/backup.py` renders what the server needs from the bucket name and region.
+The decisions (the bucket's name, its policies, the encryption) live in
+odoo_pulumi/aws.py, without Pulumi; `odoo_pulumi/backup.py` renders what the server
+needs from the bucket name and region.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
 
+from components.tagging import tagged
+from odoo_pulumi.aws import (bucket_name_prefix, data_volume_target_tags, dlm_text, encryption_default,
+                             service_trust_policy, tls_only_policy, upload_policy)
 from odoo_pulumi.backup import backup_prefix
-from odoo_pulumi.settings import PROJECT, Settings
+from odoo_pulumi.settings import Settings
 
 TYPE_TOKEN = "odoo:aws:Backups"
 
-SSE_ALGORITHM = "AES256"  # SSE-S3: no KMS key policy for the instance role to need
 # Parts of an upload that died (a server stopped mid-backup) are removed after this.
 ABORT_INCOMPLETE_UPLOAD_DAYS = 2
-UPLOAD_ACTIONS = ("s3:PutObject", "s3:AbortMultipartUpload")
 DLM_SERVICE_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"
 SNAPSHOT_TIME = "03:00"  # UTC (DLM's clock), after the nightly odoo-backup
-BUCKET_PREFIX_MAX = 37  # S3 bucket_prefix limit (AWS adds a unique suffix)
-
-
-# --- pure decisions ----------------------------------------------------------------------------
-
-
-def tags(s: Settings) -> dict[str, str]:
-    """The tags of every backup resource (the server's own set plus what they are)."""
-    return {"Project": PROJECT, "Stack": s.stack, "ManagedBy": "pulumi", "Role": "backups"}
-
-
-def bucket_name_prefix(s: Settings) -> str:
-    """`odoo-backups-<stack>-`: lowercase, S3-safe, at most 37 characters."""
-    slug = re.sub(r"[^a-z0-9-]+", "-", s.stack.lower()).strip("-") or "stack"
-    head = "odoo-backups-"
-    return head + slug[: BUCKET_PREFIX_MAX - len(head) - 1].rstrip("-") + "-"
-
-
-def upload_policy(bucket_arn: str, prefix: str, kms_key_arn: Optional[str] = None) -> dict[str, Any]:
-    """What the instance role may do with the bucket: create objects under the stack's
-    prefix, and only new ones.
-
-    PutObject is allowed when the request says If-None-Match (S3 then refuses a key that
-    exists), or when it creates no object by itself (CreateMultipartUpload, UploadPart:
-    the upload's completion carries the header). With a customer-managed key, the role
-    may encrypt with it (GenerateDataKey; Decrypt, which S3 needs to complete a multipart
-    upload): it still cannot read a backup, having no s3:GetObject.
-    """
-    if not prefix.endswith("/") or prefix.startswith("/") or "*" in prefix:
-        raise ValueError(f"backup prefix {prefix!r}: expected 'name/'")
-    objects = [f"{bucket_arn}/{prefix}*"]
-    statements: list[dict[str, Any]] = [
-        {"Sid": "CreateNewBackupObjectsOnly", "Effect": "Allow", "Action": ["s3:PutObject"],
-         "Resource": objects, "Condition": {"Null": {"s3:if-none-match": "false"}}},
-        {"Sid": "UploadPartsOfNewBackups", "Effect": "Allow", "Action": ["s3:PutObject"],
-         "Resource": objects, "Condition": {"Bool": {"s3:ObjectCreationOperation": "false"}}},
-        {"Sid": "AbortUnfinishedUploads", "Effect": "Allow", "Action": ["s3:AbortMultipartUpload"],
-         "Resource": objects},
-    ]
-    if kms_key_arn:
-        statements.append({"Sid": "EncryptWithTheBackupKey", "Effect": "Allow",
-                           "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": [kms_key_arn]})
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def tls_only_policy(bucket_arn: str, prefix: Optional[str] = None) -> dict[str, Any]:
-    """Bucket policy: every request without TLS is denied; with the backups' prefix, also
-    every creation of an object there without If-None-Match (write-once, for everyone:
-    the bucket itself refuses to replace a backup, whatever an identity policy allows)."""
-    statements: list[dict[str, Any]] = [{
-        "Sid": "DenyInsecureTransport",
-        "Effect": "Deny",
-        "Principal": "*",
-        "Action": "s3:*",
-        "Resource": [bucket_arn, f"{bucket_arn}/*"],
-        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-    }]
-    if prefix is not None:
-        statements.append({
-            "Sid": "DenyReplacingBackups",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:PutObject",
-            "Resource": [f"{bucket_arn}/{prefix}*"],
-            "Condition": {"Null": {"s3:if-none-match": "true"}, "Bool": {"s3:ObjectCreationOperation": "true"}},
-        })
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def encryption_default(s: Settings) -> dict[str, Any]:
-    """The bucket's default encryption: SSE-S3, or SSE-KMS with the stack's own key."""
-    if s.backup_kms_key_arn:
-        return {"sse_algorithm": "aws:kms", "kms_master_key_id": s.backup_kms_key_arn}
-    return {"sse_algorithm": SSE_ALGORITHM}
 
 
 def lifecycle_rules(s: Settings) -> list[aws.s3.BucketLifecycleConfigurationRuleArgs]:
@@ -143,23 +70,6 @@ def lifecycle_rules(s: Settings) -> list[aws.s3.BucketLifecycleConfigurationRule
     ]
 
 
-def data_volume_target_tags(s: Settings) -> dict[str, str]:
-    """The tag that finds this stack's data volume (AwsServer names it odoo-<stack>-data)."""
-    return {"Name": f"odoo-{s.stack}-data"}
-
-
-def dlm_text(text: str) -> str:
-    """DLM descriptions and names allow only [0-9A-Za-z _-]."""
-    return re.sub(r"[^0-9A-Za-z _-]", "-", text)[:500]
-
-
-def service_trust_policy(service: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-    })
-
-
 # --- the component -------------------------------------------------------------------------------
 
 
@@ -185,115 +95,17 @@ class Backups(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
     region: pulumi.Output[str]
     prefix: str
+    upload_policy: aws.iam.RolePolicy
     snapshot_policy: Optional[aws.dlm.LifecyclePolicy]
 
     def __init__(self, name: str, args: BackupsArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        super().__init__(TYPE_TOKEN, name, None, tagged(args.settings, opts))
         s = args.settings
-        t = tags(s)
-        child = pulumi.ResourceOptions(parent=self)
-        # The bucket and its settings outlive the stack: `pulumi destroy` forgets them
-        # (empty and delete the bucket by hand to remove the backups); production
-        # protects them from any replace or delete.
-        kept = pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production)
+        self._prefix = name
         self.prefix = backup_prefix(s)
-
-        self.bucket = aws.s3.Bucket(
-            f"{name}-bucket",
-            bucket_prefix=bucket_name_prefix(s),
-            force_destroy=False,
-            tags={**t, "Name": f"odoo-{s.stack}-backups"},
-            opts=kept,
-        )
-        bucket_id = self.bucket.id
-        public = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block",
-            bucket=bucket_id,
-            block_public_acls=True,
-            block_public_policy=True,
-            ignore_public_acls=True,
-            restrict_public_buckets=True,
-            opts=kept,
-        )
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership",
-            bucket=bucket_id,
-            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-            opts=kept,
-        )
-        aws.s3.BucketVersioning(
-            f"{name}-versioning",
-            bucket=bucket_id,
-            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-            opts=kept,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption",
-            bucket=bucket_id,
-            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
-                apply_server_side_encryption_by_default=(
-                    aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
-                        **encryption_default(s))),
-                # With a KMS key, one data key per bucket instead of one KMS call per object.
-                bucket_key_enabled=True if s.backup_kms_key_arn else None,
-            )],
-            opts=kept,
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket_id, rules=lifecycle_rules(s), opts=kept,
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-tls-only",
-            bucket=bucket_id,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn, self.prefix))),
-            # After the public-access block, so that S3 checks the policy against it.
-            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production,
-                                        depends_on=[public]),
-        )
-
-        # --- the server's right to add backups ------------------------------------------
-        self.upload_policy = aws.iam.RolePolicy(
-            f"{name}-upload",
-            role=args.role_name,
-            policy=self.bucket.arn.apply(lambda arn: json.dumps(upload_policy(arn, self.prefix, s.backup_kms_key_arn))),
-            opts=child,
-        )
-
-        # --- daily snapshots of the data volume -------------------------------------------------
-        self.snapshot_policy = None
-        if s.ebs_snapshots:
-            dlm_role = aws.iam.Role(
-                f"{name}-dlm-role",
-                assume_role_policy=service_trust_policy("dlm.amazonaws.com"),
-                description=f"odoo-pulumi {s.stack}: Data Lifecycle Manager snapshots of the data volume",
-                tags=t,
-                opts=child,
-            )
-            dlm_attach = aws.iam.RolePolicyAttachment(
-                f"{name}-dlm-service", role=dlm_role.name, policy_arn=DLM_SERVICE_POLICY_ARN, opts=child,
-            )
-            self.snapshot_policy = aws.dlm.LifecyclePolicy(
-                f"{name}-snapshots",
-                description=dlm_text(f"odoo-pulumi {s.stack} daily snapshots of the data volume"),
-                execution_role_arn=dlm_role.arn,
-                state="ENABLED",
-                policy_details=aws.dlm.LifecyclePolicyPolicyDetailsArgs(
-                    policy_type="EBS_SNAPSHOT_MANAGEMENT",
-                    resource_types=["VOLUME"],
-                    target_tags=data_volume_target_tags(s),
-                    schedules=[aws.dlm.LifecyclePolicyPolicyDetailsScheduleArgs(
-                        name="daily",
-                        create_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleCreateRuleArgs(
-                            interval=24, interval_unit="HOURS", times=SNAPSHOT_TIME),
-                        retain_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleRetainRuleArgs(
-                            interval=s.backup_retention_days, interval_unit="DAYS"),
-                        copy_tags=True,
-                        tags_to_add={"SnapshotCreator": "odoo-pulumi-dlm", "Stack": s.stack},
-                    )],
-                ),
-                tags=t,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[dlm_attach]),
-            )
+        self.bucket = self._bucket(s)
+        self.upload_policy = self._upload_right(s, args.role_name)
+        self.snapshot_policy = self._snapshots(s) if s.ebs_snapshots else None
 
         self.bucket_name = self.bucket.bucket
         self.region = self.bucket.bucket_region
@@ -305,3 +117,118 @@ class Backups(pulumi.ComponentResource):
             "url": self.bucket_name.apply(lambda b: f"s3://{b}/{self.prefix}"),
             "snapshot_policy_id": self.snapshot_policy.id if self.snapshot_policy else None,
         })
+
+    def _kept(self, s: Settings, **extra: Any) -> pulumi.ResourceOptions:
+        """The bucket and its settings outlive the stack: `pulumi destroy` forgets them
+        (empty and delete the bucket by hand to remove the backups); production protects
+        them from any replace or delete."""
+        return pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=s.production, **extra)
+
+    def _bucket(self, s: Settings) -> aws.s3.Bucket:
+        """The bucket: private, TLS only and write-once; versioned, encrypted, expiring."""
+        bucket = aws.s3.Bucket(
+            f"{self._prefix}-bucket",
+            bucket_prefix=bucket_name_prefix(s),
+            force_destroy=False,
+            tags={"Name": f"odoo-{s.stack}-backups", "Role": "backups"},
+            opts=self._kept(s),
+        )
+        self._lock_down(s, bucket)
+        self._retention(s, bucket)
+        return bucket
+
+    def _lock_down(self, s: Settings, bucket: aws.s3.Bucket) -> None:
+        """No public access, no ACLs, and a bucket policy: TLS only, backups never replaced."""
+        name = self._prefix
+        public = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access-block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=self._kept(s),
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=self._kept(s),
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only",
+            bucket=bucket.id,
+            policy=bucket.arn.apply(lambda arn: json.dumps(tls_only_policy(arn, self.prefix))),
+            # After the public-access block, so that S3 checks the policy against it.
+            opts=self._kept(s, depends_on=[public]),
+        )
+
+    def _retention(self, s: Settings, bucket: aws.s3.Bucket) -> None:
+        """Versions kept, encryption at rest, expiry after backupRetentionDays."""
+        name = self._prefix
+        aws.s3.BucketVersioning(
+            f"{name}-versioning",
+            bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
+            opts=self._kept(s),
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=(
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        **encryption_default(s))),
+                # With a KMS key, one data key per bucket instead of one KMS call per object.
+                bucket_key_enabled=True if s.backup_kms_key_arn else None,
+            )],
+            opts=self._kept(s),
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=bucket.id, rules=lifecycle_rules(s), opts=self._kept(s),
+        )
+
+    def _upload_right(self, s: Settings, role_name: pulumi.Input[str]) -> aws.iam.RolePolicy:
+        """The server's right to add backups (and nothing else) under the stack's prefix."""
+        return aws.iam.RolePolicy(
+            f"{self._prefix}-upload",
+            role=role_name,
+            policy=self.bucket.arn.apply(lambda arn: json.dumps(upload_policy(arn, self.prefix, s.backup_kms_key_arn))),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _snapshots(self, s: Settings) -> aws.dlm.LifecyclePolicy:
+        """Daily snapshots of the data volume by Data Lifecycle Manager, and its role."""
+        name, child = self._prefix, pulumi.ResourceOptions(parent=self)
+        dlm_role = aws.iam.Role(
+            f"{name}-dlm-role",
+            assume_role_policy=service_trust_policy("dlm.amazonaws.com"),
+            description=f"odoo-pulumi {s.stack}: Data Lifecycle Manager snapshots of the data volume",
+            tags={"Role": "backups"},
+            opts=child,
+        )
+        dlm_attach = aws.iam.RolePolicyAttachment(
+            f"{name}-dlm-service", role=dlm_role.name, policy_arn=DLM_SERVICE_POLICY_ARN, opts=child,
+        )
+        return aws.dlm.LifecyclePolicy(
+            f"{name}-snapshots",
+            description=dlm_text(f"odoo-pulumi {s.stack} daily snapshots of the data volume"),
+            execution_role_arn=dlm_role.arn,
+            state="ENABLED",
+            policy_details=aws.dlm.LifecyclePolicyPolicyDetailsArgs(
+                policy_type="EBS_SNAPSHOT_MANAGEMENT",
+                resource_types=["VOLUME"],
+                target_tags=data_volume_target_tags(s),
+                schedules=[aws.dlm.LifecyclePolicyPolicyDetailsScheduleArgs(
+                    name="daily",
+                    create_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleCreateRuleArgs(
+                        interval=24, interval_unit="HOURS", times=SNAPSHOT_TIME),
+                    retain_rule=aws.dlm.LifecyclePolicyPolicyDetailsScheduleRetainRuleArgs(
+                        interval=s.backup_retention_days, interval_unit="DAYS"),
+                    copy_tags=True,
+                    tags_to_add={"SnapshotCreator": "odoo-pulumi-dlm", "Stack": s.stack},
+                )],
+            ),
+            tags={"Role": "backups"},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[dlm_attach]),
+        )

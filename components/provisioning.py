@@ -4,22 +4,24 @@ Each step of `odoo_pulumi/steps.py` becomes one `pulumi_command.remote.Command`:
 is the short fixed command of `steps.create_command` and the step's script arrives on
 stdin, so nothing secret is ever part of a command string (which Pulumi shows in errors).
 Steps that embed a secret file get a secret stdin and secret outputs, and print only
-through their output guard (progress lines, never a secret), which is logged. A
-step re-runs only when its own script changed; `health` re-runs whenever any did.
+through their output guard (progress lines, never a secret), which is logged. The
+other steps' scripts are rendered from plain inputs only, so they stay plain and a
+preview shows their diff. A step re-runs only when its own script changed; `health`
+re-runs whenever any did.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 from pulumi_command import remote
 
 from odoo_pulumi import steps
 from odoo_pulumi.backup import Destination
+from odoo_pulumi.server_files import ServerFile
 from odoo_pulumi.settings import Settings
-from odoo_pulumi.sizing import Sizing
 
 
 @dataclass
@@ -28,7 +30,9 @@ class ProvisioningArgs:
 
     host: the server's address (an Elastic IP for aws, settings.host for host): a new
         address re-runs every step, so it must be stable.
-    files: `render.server_files(...)` as a (secret) Output.
+    files: every server file, `render.server_files(...)` merged with the backup's, as
+        plain values (an Output on aws: the bucket's name); odoo.conf holds no secret
+        (render.ADMIN_PASSWD_SLOT, which odoo-config fills on the server).
     private_key: the SSH private key (secret Output).
     admin_password, admin_user_password: the adminPassword and adminUserPassword secrets
         (secret Outputs): odoo-config hashes them on the server (600,000 rounds of
@@ -43,8 +47,7 @@ class ProvisioningArgs:
 
     host: pulumi.Input[str]
     settings: Settings
-    sizing: Sizing
-    files: pulumi.Output[Mapping[str, Any]]
+    files: pulumi.Input[Mapping[str, ServerFile]]
     private_key: pulumi.Output[str]
     admin_password: pulumi.Output[str]
     admin_user_password: pulumi.Output[str]
@@ -81,6 +84,7 @@ class Provisioning(pulumi.ComponentResource):
     def __init__(self, name: str, args: ProvisioningArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("odoo:remote:Provisioning", name, None, opts)
         s = args.settings
+        self._prefix = name
         plan = steps.plan(s)
 
         # One connection for every step: a booting server refuses SSH for a while, so the
@@ -94,62 +98,88 @@ class Provisioning(pulumi.ComponentResource):
         )
 
         archive_sha = steps.file_sha256(s.odoo_archive) if s.odoo_source == "archive" else None
-        scripts = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.admin_password,
-                                    args.admin_user_password, args.backup_destination).apply(
-            lambda a: steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2],
-                                           admin_password=a[3], admin_user_password=a[4], backup_destination=a[5])
-        )
+        plain_scripts, secret_scripts = self._scripts(s, args, archive_sha)
         triggers = [args.server_id] if args.server_id is not None else None
 
         self.commands = {}
-        upload: Optional[remote.CopyToRemote] = None
         for step in plan:
             deps: list[pulumi.Resource] = [self.commands[d] for d in step.depends_on]
             if step.name == "wait":
                 deps += list(args.depends_on)
             if step.name == "odoo-install" and archive_sha:
-                # The operator's archive, uploaded as the SSH user to a staging path named by
-                # its hash; the install step checks the hash before extracting it.
-                upload = remote.CopyToRemote(
-                    f"{name}-odoo-archive",
-                    connection=connection,
-                    source=pulumi.FileAsset(s.odoo_archive),
-                    remote_path=steps.archive_staging_path(s, archive_sha),
-                    triggers=triggers,
-                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.commands["wait"]]),
-                )
-                deps.append(upload)
-            secret_stdin = steps.step_is_secret(step)
-            # A step that writes a secret file prints only through its output guard
-            # (templates/scripts/_step.sh.j2): its progress lines are logged like any
-            # other step's, and its stdout/stderr stay secret in the state all the same.
-            guarded = steps.step_embeds_secret(step)
-            stdin = scripts.apply(lambda d, n=step.name: d[n])
-            stdin = pulumi.Output.secret(stdin) if secret_stdin else pulumi.Output.unsecret(stdin)
-            self.commands[step.name] = remote.Command(
-                f"{name}-{step.name}",
-                connection=connection,
-                create=steps.create_command(s),
-                delete=steps.delete_command(step, s),
-                stdin=stdin,
-                triggers=triggers,
-                # Previous output in the environment needs AcceptEnv on the server and is
-                # of no use here: off.
-                add_previous_output_in_env=False,
-                logging=remote.Logging.STDOUT_AND_STDERR,
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    depends_on=deps,
-                    additional_secret_outputs=(["stdin", "stdout", "stderr"] if guarded
-                                               else ["stdin"] if secret_stdin else None),
-                    # A step times out only if the server hangs: apt and pip can take long.
-                    custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m", delete="10m"),
-                ),
-            )
+                deps.append(self._upload_archive(s, connection, archive_sha, triggers))
+            scripts = secret_scripts if steps.step_is_secret(step) else plain_scripts
+            self.commands[step.name] = self._command(
+                s, step, connection, scripts.apply(lambda d, n=step.name: d[n]), triggers, deps)
 
-        self.health = pulumi.Output.unsecret(self.commands["health"].stdout.apply(health_summary))
+        # health's script is secret (a fingerprint of the secret ones), its stdout is not.
+        self.health = self.commands["health"].stdout.apply(health_summary)
         self.register_outputs({
             "health": self.health,
             "steps": [st.name for st in plan],
             "archive_sha256": archive_sha,
         })
+
+    def _command(self, s: Settings, step: steps.Step, connection: remote.ConnectionArgs,
+                 stdin: pulumi.Output[str], triggers: Optional[list],
+                 deps: list[pulumi.Resource]) -> remote.Command:
+        """One step: a short fixed command, its script on stdin, logged unless secret."""
+        secret_stdin = steps.step_is_secret(step)
+        # A step that writes a secret file prints only through its output guard
+        # (templates/scripts/_step.sh.j2): its progress lines are logged like any
+        # other step's, and its stdout/stderr stay secret in the state all the same.
+        guarded = steps.step_embeds_secret(step)
+        return remote.Command(
+            f"{self._prefix}-{step.name}",
+            connection=connection,
+            create=steps.create_command(s),
+            delete=steps.delete_command(step, s),
+            stdin=stdin,
+            triggers=triggers,
+            # Previous output in the environment needs AcceptEnv on the server and is
+            # of no use here: off.
+            add_previous_output_in_env=False,
+            logging=remote.Logging.STDOUT_AND_STDERR,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=deps,
+                additional_secret_outputs=(["stdin", "stdout", "stderr"] if guarded
+                                           else ["stdin"] if secret_stdin else None),
+                # A step times out only if the server hangs: apt and pip can take long.
+                custom_timeouts=pulumi.CustomTimeouts(create="40m", update="40m", delete="10m"),
+            ),
+        )
+
+    @staticmethod
+    def _scripts(s: Settings, args: ProvisioningArgs,
+                 archive_sha: Optional[str]) -> tuple[pulumi.Output[dict], pulumi.Output[dict]]:
+        """(plain, secret) step scripts by step name.
+
+        The plain steps are rendered from plain inputs only, so their scripts are plain
+        Outputs; the secret steps (steps.step_is_secret) with the administrator passwords
+        too (odoo-config hashes them on the server), so their scripts are secret Outputs.
+        """
+        common = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.backup_destination)
+
+        def render(a: list, passwords: tuple[Optional[str], Optional[str]] = (None, None)) -> dict[str, str]:
+            return steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2],
+                                        backup_destination=a[3], admin_password=passwords[0],
+                                        admin_user_password=passwords[1])
+
+        plain = common.apply(render)
+        secret = pulumi.Output.secret(pulumi.Output.all(common, args.admin_password, args.admin_user_password).apply(
+            lambda a: render(a[0], (a[1], a[2]))))
+        return plain, secret
+
+    def _upload_archive(self, s: Settings, connection: remote.ConnectionArgs, archive_sha: str,
+                        triggers: Optional[list]) -> remote.CopyToRemote:
+        """The operator's archive, uploaded as the SSH user to a staging path named by its
+        hash; the install step checks the hash before extracting it."""
+        return remote.CopyToRemote(
+            f"{self._prefix}-odoo-archive",
+            connection=connection,
+            source=pulumi.FileAsset(s.odoo_archive),
+            remote_path=steps.archive_staging_path(s, archive_sha),
+            triggers=triggers,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.commands["wait"]]),
+        )

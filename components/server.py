@@ -10,37 +10,30 @@ Resizing must keep the data. Every input that changes with `users` (the instance
 tags) is updated in place by AWS (stop, modify, start); the data volume and its
 attachment never depend on `users`. `tests/test_resize_safety.py` proves it.
 
-The pure helpers (`ingress_plan`, `pick_subnet`, `check_architecture`, ...) hold the
-decisions so that they can be tested without Pulumi; the component only wires them.
+The decisions (`ingress_plan`, `pick_subnet`, `check_architecture`, ...) live in
+odoo_pulumi/aws.py, without Pulumi; the component only wires them.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import re
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_aws as aws
 
-from odoo_pulumi.checks import wide_ranges
+from components.tagging import tagged
+from odoo_pulumi.aws import (CANONICAL_OWNER, UBUNTU_ARCH, WORLD_IPV4, WORLD_IPV6, ami_filters,
+                             assume_role_policy, check_architecture, ingress_plan, instance_tags, pick_subnet,
+                             project_tags)
 from odoo_pulumi.instance_types import BY_NAME
-from odoo_pulumi.settings import PROJECT, Settings
+from odoo_pulumi.settings import Settings
 from odoo_pulumi.sizing import Sizing
 
 TYPE_TOKEN = "odoo:aws:Server"
 
-CANONICAL_OWNER = "099720109477"  # Canonical's AWS account, the publisher of Ubuntu AMIs
-UBUNTU_ARCH = {"x86_64": "amd64", "arm64": "arm64"}  # EC2 architecture -> Ubuntu's name
-AMI_USER = "ubuntu"  # the login user of Canonical's images
-
 DATA_DEVICE = "/dev/sdf"  # appears as an NVMe device whose serial is the volume id
 SSM_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-WORLD_IPV4, WORLD_IPV6 = "0.0.0.0/0", "::/0"
-PUBLIC_PORTS = {"http": 80, "https": 443}
-SSH_PORT = 22
 # EC2 states in which an instance still holds its root volume (and so its AMI).
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -49,136 +42,6 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 # - key_name: the key pair is read once at first boot; rotating `sshPublicKey` replaces
 #   the key pair (new name) and would otherwise replace the instance.
 INSTANCE_IGNORE_CHANGES = ["ami", "key_name"]
-
-
-class ArchitectureChangeError(ValueError):
-    """The sizing asks for a CPU architecture the existing instance cannot switch to."""
-
-
-# --- pure decisions ------------------------------------------------------------------------
-
-
-def ami_name_pattern(arch: str) -> str:
-    """Canonical's name pattern for Ubuntu 24.04 LTS server images on gp3 for `arch`."""
-    if arch not in UBUNTU_ARCH:
-        raise ValueError(f"arch {arch!r} has no Ubuntu image; allowed: {', '.join(UBUNTU_ARCH)}")
-    return f"ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-{UBUNTU_ARCH[arch]}-server-*"
-
-
-def ami_filters(arch: str) -> list[dict]:
-    """The filters of the AMI lookup: name, hvm, and the EC2 architecture of the type."""
-    return [
-        {"name": "name", "values": [ami_name_pattern(arch)]},
-        {"name": "virtualization-type", "values": ["hvm"]},
-        {"name": "architecture", "values": [arch]},
-    ]
-
-
-@dataclass(frozen=True)
-class IngressRule:
-    """One inbound rule: a TCP port from one CIDR block (IPv4 or IPv6)."""
-
-    key: str  # suffix of the logical name; stable for a given (port, cidr)
-    port: int
-    cidr: str
-    ipv6: bool
-    description: str
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]", "-", text)
-
-
-def ingress_plan(settings: Settings) -> list[IngressRule]:
-    """Every inbound rule of the server: 80/443 from the world, 22 from the admins.
-
-    Nothing else is ever opened: PostgreSQL (5432) and Odoo's own ports (8069, 8072)
-    listen on localhost behind Nginx. With `allowSshFromAnywhere` SSH is open to the
-    world instead of the admin CIDRs (the component warns).
-    """
-    rules: list[IngressRule] = []
-    for label, port in PUBLIC_PORTS.items():
-        rules.append(IngressRule(f"{label}-ipv4", port, WORLD_IPV4, False, f"{label.upper()} from anywhere"))
-        rules.append(IngressRule(f"{label}-ipv6", port, WORLD_IPV6, True, f"{label.upper()} from anywhere"))
-    if settings.allow_ssh_from_anywhere:
-        rules.append(IngressRule("ssh-world-ipv4", SSH_PORT, WORLD_IPV4, False, "SSH from anywhere (allowSshFromAnywhere)"))
-        rules.append(IngressRule("ssh-world-ipv6", SSH_PORT, WORLD_IPV6, True, "SSH from anywhere (allowSshFromAnywhere)"))
-        return rules
-    # The union is judged, not each entry: 0.0.0.0/1 + 128.0.0.0/1 is the whole Internet
-    # too. The settings refuse it first; this guards any other caller.
-    wide = wide_ranges(settings.admin_cidrs)
-    if wide:
-        raise ValueError(f"adminCidrs together open SSH to nearly everyone ({'; '.join(wide)}); "
-                         "set allowSshFromAnywhere: true if that is really meant")
-    seen: set[str] = set()
-    for raw in settings.admin_cidrs:
-        net = ipaddress.ip_network(raw, strict=False)  # AWS wants the network address
-        cidr = str(net)
-        if cidr in seen:
-            continue
-        seen.add(cidr)
-        rules.append(IngressRule(f"ssh-{_slug(cidr)}", SSH_PORT, cidr, net.version == 6, f"SSH from admin {cidr}"))
-    return rules
-
-
-def pick_subnet(subnets: Iterable[tuple[str, str]]) -> tuple[str, str]:
-    """The subnet (id, availability zone) to use among candidates: the first AZ by name.
-
-    Sorting by zone name then id keeps the choice stable when AWS adds zones or subnets
-    later (new zones get later letters), so the instance and its data volume stay put.
-    """
-    ordered = sorted(subnets, key=lambda s: (s[1], s[0]))
-    if not ordered:
-        raise ValueError("no public subnet found in the VPC; set subnetId (and vpcId) in the stack")
-    return ordered[0]
-
-
-def check_architecture(existing: Sequence[tuple[str, str, str]], sizing: Sizing) -> None:
-    """Refuse a sizing whose architecture differs from the running instance's.
-
-    `existing` lists (instance id, type, architecture) of this stack's live instances.
-    The AMI is ignored after creation, so switching e.g. arm64 -> x86_64 would try to
-    run an arm64 image on an x86 type: AWS refuses the modification and leaves the
-    instance stopped. The fix is to keep the architecture: set `arch` in the stack.
-    """
-    for instance_id, instance_type, arch in existing:
-        if arch and arch != sizing.arch:
-            raise ArchitectureChangeError(
-                f"the stack's instance {instance_id} is {instance_type} ({arch}) but the sizing now picks "
-                f"{sizing.instance_type} ({sizing.arch}). An instance cannot change architecture in place "
-                f"(its Ubuntu image is {arch}). Set `pulumi config set arch {arch}` to stay on {arch} "
-                f"(recommended for every production stack), or migrate to a new server deliberately."
-            )
-
-
-def base_tags(settings: Settings) -> dict[str, str]:
-    """Tags every resource of the server carries."""
-    return {"Project": PROJECT, "Stack": settings.stack, "ManagedBy": "pulumi"}
-
-
-def instance_tags(settings: Settings, sizing: Sizing) -> dict[str, str]:
-    """The instance's tags; the policy pack reads Users/UsersPerWorker to check the type."""
-    return {
-        **base_tags(settings),
-        "Name": f"odoo-{settings.stack}",
-        "Role": "odoo",
-        "Users": str(sizing.users),
-        "UsersPerWorker": str(sizing.users_per_worker),
-        "Workers": str(sizing.workers),
-        "Arch": sizing.arch,
-    }
-
-
-def assume_role_policy() -> str:
-    """Trust policy letting EC2 instances take the role."""
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Service": "ec2.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }],
-    })
 
 
 # --- the component -----------------------------------------------------------------------------
@@ -215,35 +78,57 @@ class AwsServer(pulumi.ComponentResource):
     instance_id: pulumi.Output[str]
     instance_type: pulumi.Output[str]
     data_volume_id: pulumi.Output[str]
-    url: pulumi.Output[str]
-    ssh_command: pulumi.Output[str]
-    logs_command: pulumi.Output[str]
     workers: int
     sizing_summary: str
 
     def __init__(self, name: str, args: AwsServerArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        super().__init__(TYPE_TOKEN, name, None, opts)
+        super().__init__(TYPE_TOKEN, name, None, tagged(args.settings, opts))
         s, z = args.settings, args.sizing
-        child = pulumi.ResourceOptions(parent=self)
+        self._prefix, self._child = name, pulumi.ResourceOptions(parent=self)
         invoke = pulumi.InvokeOptions(parent=self)
-        tags = base_tags(s)
 
         # Look before acting: an existing instance of another architecture stops here.
         check_architecture(self._existing_instances(s, invoke), z)
-
         ami_id = s.ami or aws.ec2.get_ami(
             owners=[CANONICAL_OWNER], most_recent=True, filters=ami_filters(z.arch), opts=invoke
         ).id
         vpc_id, subnet_id, zone = self._network(s, invoke)
 
-        # --- firewall ---------------------------------------------------------------------
-        self.security_group = aws.ec2.SecurityGroup(
+        self.security_group = self._firewall(s, vpc_id)
+        key, profile, ssm = self._identity(s)
+        self.instance = self._instance(s, z, ami_id, subnet_id, key, profile, ssm)
+        self.data_volume, attachment = self._data_volume(s, zone)
+        self.eip, association = self._address(s)
+
+        # The address resolves only once it is associated and the data volume attached, so
+        # whatever connects to it (provisioning) waits for both.
+        self.public_ip = pulumi.Output.all(self.eip.public_ip, association.id, attachment.id).apply(lambda v: v[0])
+        self.instance_id = self.instance.id
+        self.instance_type = self.instance.instance_type
+        self.data_volume_id = self.data_volume.id
+        self.workers = z.workers
+        self.sizing_summary = z.summary
+        self.register_outputs({
+            "public_ip": self.public_ip,
+            "instance_id": self.instance_id,
+            "instance_type": self.instance_type,
+            "data_volume_id": self.data_volume_id,
+            "workers": self.workers,
+            "sizing_summary": self.sizing_summary,
+        })
+
+    # --- the parts of the server -----------------------------------------------------------------
+
+    def _firewall(self, s: Settings, vpc_id: str) -> aws.ec2.SecurityGroup:
+        """The security group and its rules: ingress_plan's, and all outbound."""
+        name = self._prefix
+        group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             # The description forces replacement when it changes: keep it constant.
             description="odoo-pulumi server: HTTP/HTTPS from anywhere, SSH from admins",
             vpc_id=vpc_id,
-            tags={**tags, "Name": f"odoo-{s.stack}"},
-            opts=child,
+            tags={"Name": f"odoo-{s.stack}"},
+            opts=self._child,
         )
         if s.allow_ssh_from_anywhere:
             pulumi.log.warn(
@@ -254,45 +139,48 @@ class AwsServer(pulumi.ComponentResource):
         for rule in ingress_plan(s):
             aws.vpc.SecurityGroupIngressRule(
                 f"{name}-{rule.key}",
-                security_group_id=self.security_group.id,
+                security_group_id=group.id,
                 ip_protocol="tcp",
                 from_port=rule.port,
                 to_port=rule.port,
                 cidr_ipv6=rule.cidr if rule.ipv6 else None,
                 cidr_ipv4=None if rule.ipv6 else rule.cidr,
                 description=rule.description,
-                tags=tags,
-                opts=child,
+                opts=self._child,
             )
         for key, cidr, ipv6 in (("egress-ipv4", WORLD_IPV4, False), ("egress-ipv6", WORLD_IPV6, True)):
             aws.vpc.SecurityGroupEgressRule(
                 f"{name}-{key}",
-                security_group_id=self.security_group.id,
+                security_group_id=group.id,
                 ip_protocol="-1",
                 cidr_ipv6=cidr if ipv6 else None,
                 cidr_ipv4=None if ipv6 else cidr,
                 description="all outbound (apt, Let's Encrypt, S3, mail)",
-                tags=tags,
-                opts=child,
+                opts=self._child,
             )
+        return group
 
-        # --- identity -----------------------------------------------------------------------
-        key = aws.ec2.KeyPair(f"{name}-key", public_key=s.ssh_public_key, tags=tags, opts=child)
+    def _identity(self, s: Settings) -> tuple[aws.ec2.KeyPair, aws.iam.InstanceProfile, aws.iam.RolePolicyAttachment]:
+        """The key pair, and the role (Session Manager; Backups adds its upload right)."""
+        name = self._prefix
+        key = aws.ec2.KeyPair(f"{name}-key", public_key=s.ssh_public_key, opts=self._child)
         self.role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=assume_role_policy(),
             description=f"odoo-pulumi {s.stack}: the server's identity (Session Manager, backups)",
-            tags=tags,
-            opts=child,
+            opts=self._child,
         )
         ssm = aws.iam.RolePolicyAttachment(
-            f"{name}-ssm", role=self.role.name, policy_arn=SSM_POLICY_ARN, opts=child
+            f"{name}-ssm", role=self.role.name, policy_arn=SSM_POLICY_ARN, opts=self._child
         )
-        profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, tags=tags, opts=child)
+        profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=self._child)
+        return key, profile, ssm
 
-        # --- the instance ------------------------------------------------------------------
-        self.instance = aws.ec2.Instance(
-            f"{name}-instance",
+    def _instance(self, s: Settings, z: Sizing, ami_id: str, subnet_id: str, key: aws.ec2.KeyPair,
+                  profile: aws.iam.InstanceProfile, ssm: aws.iam.RolePolicyAttachment) -> aws.ec2.Instance:
+        """The instance: IMDSv2 only, an encrypted gp3 root, stopped (not terminated) on shutdown."""
+        return aws.ec2.Instance(
+            f"{self._prefix}-instance",
             ami=ami_id,
             instance_type=z.instance_type,
             subnet_id=subnet_id,
@@ -304,7 +192,8 @@ class AwsServer(pulumi.ComponentResource):
             ),
             root_block_device=aws.ec2.InstanceRootBlockDeviceArgs(
                 volume_type="gp3", volume_size=s.root_volume_gib, encrypted=True, delete_on_termination=True,
-                tags={**tags, "Name": f"odoo-{s.stack}-root", "Role": "root"},
+                # A volume's tags inside the instance: no resource of their own, so written out.
+                tags={**project_tags(s), "Name": f"odoo-{s.stack}-root", "Role": "root"},
             ),
             disable_api_termination=s.production,
             instance_initiated_shutdown_behavior="stop",
@@ -312,29 +201,34 @@ class AwsServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=INSTANCE_IGNORE_CHANGES, depends_on=[ssm]),
         )
 
-        # --- the data: its own volume, in the subnet's zone, never deleted by Pulumi --------
-        self.data_volume = aws.ebs.Volume(
-            f"{name}-data",
+    def _data_volume(self, s: Settings, zone: str) -> tuple[aws.ebs.Volume, aws.ec2.VolumeAttachment]:
+        """The data: its own volume, in the subnet's zone, never deleted by Pulumi."""
+        volume = aws.ebs.Volume(
+            f"{self._prefix}-data",
             availability_zone=zone,
             size=s.data_volume_gib,
             type="gp3",
             encrypted=True,
-            tags={**tags, "Name": f"odoo-{s.stack}-data", "Role": "data"},
+            tags={"Name": f"odoo-{s.stack}-data", "Role": "data"},
             opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
         )
         attachment = aws.ec2.VolumeAttachment(
-            f"{name}-data-attachment",
+            f"{self._prefix}-data-attachment",
             device_name=DATA_DEVICE,
-            volume_id=self.data_volume.id,
+            volume_id=volume.id,
             instance_id=self.instance.id,
             stop_instance_before_detaching=True,
-            opts=child,
+            opts=self._child,
         )
+        return volume, attachment
 
-        # --- a stable address ---------------------------------------------------------------
-        self.eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={**tags, "Name": f"odoo-{s.stack}"}, opts=child)
+    def _address(self, s: Settings) -> tuple[aws.ec2.Eip, aws.ec2.EipAssociation]:
+        """A stable address (an Elastic IP) and, with a hosted zone, its DNS record."""
+        name = self._prefix
+        eip = aws.ec2.Eip(f"{name}-eip", domain="vpc", tags={"Name": f"odoo-{s.stack}"}, opts=self._child)
         association = aws.ec2.EipAssociation(
-            f"{name}-eip-association", allocation_id=self.eip.allocation_id, instance_id=self.instance.id, opts=child
+            f"{name}-eip-association", allocation_id=eip.allocation_id, instance_id=self.instance.id,
+            opts=self._child,
         )
         if s.hosted_zone_id and s.domain:
             aws.route53.Record(
@@ -343,34 +237,10 @@ class AwsServer(pulumi.ComponentResource):
                 name=s.domain,
                 type="A",
                 ttl=300,
-                records=[self.eip.public_ip],
-                opts=child,
+                records=[eip.public_ip],
+                opts=self._child,
             )
-
-        # --- outputs ------------------------------------------------------------------------
-        # The address resolves only once it is associated and the data volume attached, so
-        # whatever connects to it (provisioning) waits for both.
-        self.public_ip = pulumi.Output.all(self.eip.public_ip, association.id, attachment.id).apply(lambda v: v[0])
-        self.instance_id = self.instance.id
-        self.instance_type = self.instance.instance_type
-        self.data_volume_id = self.data_volume.id
-        self.url = pulumi.Output.from_input(s.url) if s.url else self.public_ip.apply(lambda ip: f"http://{ip}")
-        ssh = self.public_ip.apply(lambda ip: f"ssh -i <your key> {AMI_USER}@{ip}")
-        self.ssh_command = ssh
-        self.logs_command = ssh.apply(lambda c: f"{c} sudo journalctl -u odoo -f")
-        self.workers = z.workers
-        self.sizing_summary = z.summary
-        self.register_outputs({
-            "public_ip": self.public_ip,
-            "instance_id": self.instance_id,
-            "instance_type": self.instance_type,
-            "data_volume_id": self.data_volume_id,
-            "url": self.url,
-            "ssh_command": self.ssh_command,
-            "logs_command": self.logs_command,
-            "workers": self.workers,
-            "sizing_summary": self.sizing_summary,
-        })
+        return eip, association
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -378,7 +248,7 @@ class AwsServer(pulumi.ComponentResource):
     def _existing_instances(s: Settings, invoke: pulumi.InvokeOptions) -> list[tuple[str, str, str]]:
         """(id, type, architecture) of this stack's live instances, found by their tags."""
         found = aws.ec2.get_instances(
-            instance_tags=base_tags(s), instance_state_names=LIVE_STATES, opts=invoke
+            instance_tags=project_tags(s), instance_state_names=LIVE_STATES, opts=invoke
         )
         out = []
         for instance_id in sorted(found.ids or []):

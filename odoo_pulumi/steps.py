@@ -477,13 +477,15 @@ def render_scripts(
     files: Mapping[str, Any],
     *,
     host: str,
-    admin_password: str,
-    admin_user_password: str,
+    admin_password: str | None,
+    admin_user_password: str | None,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
     backup_destination: backup.Destination | None = None,
 ) -> dict[str, str]:
-    """Every step's script for these settings and server files, in plan order.
+    """Every step's script for these settings and server files, in plan order; with both
+    passwords None, only the plain steps' (those that embed no secret): the program
+    renders them from plain inputs, so that they stay plain Outputs.
 
     `files` is `render.server_files(...)`; `host` is the address health checks by (the
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
@@ -494,7 +496,10 @@ def render_scripts(
     stack's bucket, `backup.destination(s, bucket, region)`; target host: the setting's,
     the default).
     """
-    steps = plan(s)
+    if (admin_password is None) != (admin_user_password is None):
+        raise ValueError("admin_password and admin_user_password: both (every step) or neither (the plain steps)")
+    with_secrets = admin_password is not None
+    steps = tuple(st for st in plan(s) if with_secrets or not step_is_secret(st))
     for step in steps:
         for key in step.embeds:
             if key not in files:
@@ -505,18 +510,19 @@ def render_scripts(
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
         raise ValueError("target aws needs the data volume id")
-    for key, value in (("adminPassword", admin_password), ("adminUserPassword", admin_user_password)):
-        if not value:
-            raise SettingsError(f"setting {key} is empty: set a real secret")
-    if ADMIN_PASSWD_SLOT not in files["odoo.conf"].content:
-        raise ValueError("odoo.conf must hold render.ADMIN_PASSWD_SLOT: the server fills in the hash")
+    if with_secrets:
+        for key, value in (("adminPassword", admin_password), ("adminUserPassword", admin_user_password)):
+            if not value:
+                raise SettingsError(f"setting {key} is empty: set a real secret")
+        if ADMIN_PASSWD_SLOT not in files["odoo.conf"].content:
+            raise ValueError("odoo.conf must hold render.ADMIN_PASSWD_SLOT: the server fills in the hash")
 
     if s.target == "aws" and backup_destination is None:
         raise ValueError("target aws needs the backup destination: backup.destination(s, bucket, region)")
     backup_destination = backup_destination or backup.destination(s)
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password, admin_user_password,
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password or "", admin_user_password or "",
                     backup_destination)
-    passwords = (admin_password, admin_user_password)
+    passwords = (admin_password, admin_user_password) if with_secrets else ()
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}

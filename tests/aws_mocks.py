@@ -29,8 +29,7 @@ from odoo_pulumi.settings import Settings, load_settings, read_stack_file, sizin
 
 PROJECT = "odoo-pulumi"
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
-OUTPUTS = ("public_ip", "instance_id", "instance_type", "data_volume_id", "url",
-           "ssh_command", "logs_command", "workers", "sizing_summary")
+OUTPUTS = ("public_ip", "instance_id", "instance_type", "data_volume_id", "workers", "sizing_summary")
 
 EIP_ADDRESS = "198.51.100.77"
 DEFAULT_VPC = "vpc-0d0d0d0d0d0d0d0d0"

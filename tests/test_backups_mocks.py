@@ -17,13 +17,8 @@ import pytest
 
 from odoo_pulumi import backup
 from components.server import AwsServer, AwsServerArgs
-from components.backups import (
-    DLM_SERVICE_POLICY_ARN,
-    Backups,
-    BackupsArgs,
-    bucket_name_prefix,
-    upload_policy,
-)
+from components.backups import DLM_SERVICE_POLICY_ARN, Backups, BackupsArgs
+from odoo_pulumi.aws import bucket_name_prefix, upload_policy
 from odoo_pulumi.settings import sizing_for
 from tests.aws_mocks import PROJECT, FakeAws, Recorded, RecordingMonitor, stack_settings
 from tests.conftest import host_settings

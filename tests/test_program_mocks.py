@@ -87,6 +87,32 @@ def test_every_stack_builds_and_exports(stack, monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_operator_commands_have_their_exact_form(stack, monkeypatch, tmp_path):
+    """url, ssh_command and logs_command, built once for both targets: the domain's
+    HTTPS address, else plain HTTP on the server's address; ssh as the stack's user."""
+    exports, _ = run_program(stack, monkeypatch, tmp_path=tmp_path)
+    raw = read_stack_file(stack)
+    ip = EIP_ADDRESS if raw.get("target", "aws") == "aws" else raw["host"]
+    user = raw.get("sshUser", "ubuntu")
+    assert exports["url"] == (f"https://{raw['domain']}" if raw.get("domain") else f"http://{ip}")
+    assert exports["ssh_command"] == f"ssh -i <your key> {user}@{ip}"
+    assert exports["logs_command"] == f"ssh -i <your key> {user}@{ip} sudo journalctl -u odoo -f"
+
+
+def test_url_without_a_domain_is_http_on_the_ip(monkeypatch):
+    """With no domain, the site is plain HTTP on the Elastic IP."""
+    exports, _ = run_program("small", monkeypatch, {"domain": "", "letsencryptEmail": ""})
+    assert exports["url"] == f"http://{EIP_ADDRESS}"
+
+
+def test_ssh_command_names_a_port_other_than_22(monkeypatch, tmp_path):
+    """A host whose sshd listens elsewhere: the command an operator copies says so."""
+    exports, _ = run_program("local", monkeypatch, {"port": 2222}, tmp_path=tmp_path)
+    host = read_stack_file("local")["host"]
+    assert exports["ssh_command"] == f"ssh -i <your key> -p 2222 ubuntu@{host}"
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_no_secret_in_plain_text_in_commands(stack, monkeypatch, tmp_path):
     """The admin passwords (as text or base64) and the private key never appear in a
     command string (a failing command's error repeats its command)."""
@@ -133,6 +159,22 @@ def test_plain_text_secret_is_refused(monkeypatch):
             program()
     finally:
         set_all_config({}, [])
+    assert mocks.inputs == {}
+
+
+def test_unknown_key_in_the_stack_file_is_refused(monkeypatch):
+    """pulumi.Config reads declared keys only: a typo in the stack file (`user: 15`)
+    would be ignored silently, so the program judges the file too and names the key."""
+    stack = "zz-unknown-key-test"
+    path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+    text = (ROOT / "stacks" / "Pulumi.small.yaml").read_text() + "  odoo-pulumi:user: 15\n"
+    path.write_text(text)
+    mocks = FakeAws()
+    try:
+        with pytest.raises(Exception, match=r"unknown setting\(s\) user in stack .*did you mean users"):
+            run_program(stack, monkeypatch, raw={**read_stack_file("small")}, mocks=mocks)
+    finally:
+        path.unlink()
     assert mocks.inputs == {}
 
 

@@ -116,10 +116,12 @@ def build(settings, *, admin=ADMIN, server_id=None, name="odoo") -> dict[str, Re
 
     @pulumi.runtime.test
     def run():
-        files = pulumi.Output.secret(server_files(settings, sizing))
+        # As the program passes them: every file plain (odoo.conf with the slot the
+        # server fills), the passwords as secret Outputs.
+        files = server_files(settings, sizing)
         aws = settings.target == "aws"
         prov = Provisioning(name, ProvisioningArgs(
-            host=EIP if aws else settings.host, settings=settings, sizing=sizing, files=files,
+            host=EIP if aws else settings.host, settings=settings, files=files,
             private_key=pulumi.Output.secret(PRIVATE_KEY),
             admin_password=pulumi.Output.secret(admin),
             admin_user_password=pulumi.Output.secret(USER_PASSWORD),

@@ -9,14 +9,8 @@ from __future__ import annotations
 import pytest
 
 from tests.aws_mocks import AMI_BY_ARCH, DEFAULT_VPC, EIP_ADDRESS, build, stack_settings
-from components.server import (
-    CANONICAL_OWNER,
-    ArchitectureChangeError,
-    AwsServerArgs,
-    check_architecture,
-    ingress_plan,
-    pick_subnet,
-)
+from components.server import AwsServerArgs
+from odoo_pulumi.aws import CANONICAL_OWNER, ArchitectureChangeError, check_architecture, ingress_plan, pick_subnet
 from odoo_pulumi.settings import sizing_for
 
 INSTANCE = "aws:ec2/instance:Instance"
@@ -284,23 +278,16 @@ def test_key_pair_from_the_stack(builds):
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_outputs(builds, stack):
-    """The outputs an operator and the provisioning need, with their exact form."""
+    """The outputs the provisioning and the program's exports need, with their exact form
+    (the operator's url, ssh_command and logs_command are the program's exports, built
+    once for both targets: tests/test_program_mocks.py)."""
     settings = stack_settings(stack)
     sizing = sizing_for(settings)
     o = builds[stack].outputs
     assert o["public_ip"] == EIP_ADDRESS
     assert o["instance_id"] == "i-0123456789abcdef0"
-    assert o["url"] == f"https://{settings.domain}"
-    assert o["ssh_command"] == f"ssh -i <your key> ubuntu@{EIP_ADDRESS}"
-    assert o["logs_command"] == f"ssh -i <your key> ubuntu@{EIP_ADDRESS} sudo journalctl -u odoo -f"
     assert o["workers"] == sizing.workers
     assert o["sizing_summary"] == sizing.summary
-
-
-def test_url_without_a_domain_is_http_on_the_ip():
-    """With no domain, the site is plain HTTP on the Elastic IP."""
-    b = build(stack_settings("small", domain="", letsencryptEmail=""))
-    assert b.outputs["url"] == f"http://{EIP_ADDRESS}"
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -148,6 +148,9 @@ def test_phase1_first_up_provisions_everything(bed):
     assert bed.ssh(f"ps -o user= -p {pid}") == "odoo"
     outputs = json.loads(bed.pulumi("stack", "output", "--json").stdout)
     assert bed.workers_live() == outputs["workers"] == 3
+    # Every export is readable as it is: none became secret on the way (health's verdict
+    # comes from a step whose script is secret; its stdout is not).
+    assert "[secret]" not in json.dumps(outputs) and outputs["health"], outputs
     listening = bed.ssh("sudo ss -H -ltnp")
     for port in ("5432", "8069", "8072"):
         addrs = [l.split()[3] for l in listening.splitlines() if l.split()[3].endswith(f":{port}")]
