@@ -69,7 +69,7 @@ def render_main(argv: list[str] | None = None) -> int:
         return 2
     z = sizing_for(s)
     bucket = {"bucket": DRY_RUN_BUCKET, "region": DRY_RUN_REGION} if s.target == "aws" else {}
-    files = {**render.server_files(s, z, render.SECRET_PLACEHOLDER), **backup.server_files(s, **bucket)}
+    files = {**render.server_files(s, z), **backup.server_files(s, **bucket)}
     for path in write_tree(files.values(), args.out):
         print(path)
     print(f"# {z.summary}", file=sys.stderr)
