@@ -9,7 +9,7 @@ OUT ?= out/$(STACK)
 
 .DEFAULT_GOAL := help
 .PHONY: help venv demo test unit e2e drill engine testhost testhost-up testhost-down \
-        sizing render lint-workflows clean acceptance loadtest bench-preview
+        sizing render lint-workflows lint-stacks docs clean acceptance loadtest bench-preview
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -70,6 +70,12 @@ render: venv ## Render every server file of STACK under OUT
 
 lint-workflows: ## Lint the GitHub workflows with actionlint
 	scripts/lint-workflows
+
+lint-stacks: venv ## Lint stacks/*.yaml against Pulumi.yaml: unknown keys, plain-text secrets, values not allowed
+	scripts/lint-stacks
+
+docs: venv ## Regenerate README.md's settings table from Pulumi.yaml (CI fails when it is stale)
+	$(PY) -m odoo_pulumi.docs --write README.md
 
 clean: ## Remove local build output (not the caches outside the repo)
 	rm -rf out .pytest_cache .hypothesis

@@ -31,12 +31,12 @@ class ProvisioningArgs:
     host: the server's address (an Elastic IP for aws, settings.host for host): a new
         address re-runs every step, so it must be stable.
     files: every server file, `render.server_files(...)` merged with the backup's, as
-        plain values (an Output on aws: the bucket's name): the secret ones (odoo.conf)
-        in their dry-run form, a placeholder where the secret goes.
-    secret_files: the secret files' real content (a secret Output), by the same keys.
+        plain values (an Output on aws: the bucket's name); odoo.conf holds no secret
+        (render.ADMIN_PASSWD_SLOT, which odoo-config fills on the server).
     private_key: the SSH private key (secret Output).
-    admin_user_hash: `render.admin_user_hash(adminUserPassword, stack)` (secret Output):
-        the administrator user's password as the database stores it.
+    admin_password, admin_user_password: the adminPassword and adminUserPassword secrets
+        (secret Outputs): odoo-config hashes them on the server (600,000 rounds of
+        PBKDF2 each: never in the program, whose every preview would pay for them).
     data_volume_id: the EBS volume to format/mount (target aws only).
     server_id: the instance id (aws): a replaced server re-runs every step even when
         its Elastic IP stays the same.
@@ -48,9 +48,9 @@ class ProvisioningArgs:
     host: pulumi.Input[str]
     settings: Settings
     files: pulumi.Input[Mapping[str, ServerFile]]
-    secret_files: pulumi.Output[Mapping[str, ServerFile]]
     private_key: pulumi.Output[str]
-    admin_user_hash: pulumi.Output[str]
+    admin_password: pulumi.Output[str]
+    admin_user_password: pulumi.Output[str]
     data_volume_id: Optional[pulumi.Input[str]] = None
     server_id: Optional[pulumi.Input[str]] = None
     backup_destination: Optional[pulumi.Input[Destination]] = None
@@ -156,19 +156,19 @@ class Provisioning(pulumi.ComponentResource):
         """(plain, secret) step scripts by step name.
 
         The plain steps are rendered from plain inputs only, so their scripts are plain
-        Outputs; the secret steps (steps.step_is_secret) from the secret files and the
-        administrator's hash too, so their scripts are secret Outputs.
+        Outputs; the secret steps (steps.step_is_secret) with the administrator passwords
+        too (odoo-config hashes them on the server), so their scripts are secret Outputs.
         """
         common = pulumi.Output.all(args.files, args.host, args.data_volume_id, args.backup_destination)
 
-        def render(a: list, secret_files: Optional[Mapping[str, ServerFile]] = None,
-                   admin_user_hash: Optional[str] = None) -> dict[str, str]:
-            return steps.render_scripts(s, {**a[0], **(secret_files or {})}, host=a[1], archive_sha256=archive_sha,
-                                        data_volume_id=a[2], backup_destination=a[3], admin_user_hash=admin_user_hash)
+        def render(a: list, passwords: tuple[Optional[str], Optional[str]] = (None, None)) -> dict[str, str]:
+            return steps.render_scripts(s, a[0], host=a[1], archive_sha256=archive_sha, data_volume_id=a[2],
+                                        backup_destination=a[3], admin_password=passwords[0],
+                                        admin_user_password=passwords[1])
 
         plain = common.apply(render)
-        secret = pulumi.Output.secret(pulumi.Output.all(common, args.secret_files, args.admin_user_hash).apply(
-            lambda a: render(a[0], a[1], a[2])))
+        secret = pulumi.Output.secret(pulumi.Output.all(common, args.admin_password, args.admin_user_password).apply(
+            lambda a: render(a[0], (a[1], a[2]))))
         return plain, secret
 
     def _upload_archive(self, s: Settings, connection: remote.ConnectionArgs, archive_sha: str,

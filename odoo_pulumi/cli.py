@@ -19,7 +19,7 @@ from pathlib import Path
 from odoo_pulumi import backup, render
 from odoo_pulumi.server_files import write_tree
 from odoo_pulumi.settings import SECRET_KEYS, SettingsError, load_settings, read_stack_file, sizing_for
-from odoo_pulumi.sizing import USERS_PER_WORKER, SizingError, format_table, size
+from odoo_pulumi.sizing import ARCH, ARCHES, USERS_PER_WORKER, SizingError, format_table, size
 
 # The aws target's backup bucket is named when the stack is deployed: the dry run shows this.
 DRY_RUN_BUCKET = "bucket-created-by-pulumi"
@@ -33,7 +33,7 @@ def sizing_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, required=True, help="concurrent users")
     parser.add_argument("--users-per-worker", type=int, default=USERS_PER_WORKER)
     parser.add_argument("--instance-type", default=None, help="check a given type instead of choosing")
-    parser.add_argument("--arch", default="any", choices=["any", "x86_64", "arm64"])
+    parser.add_argument("--arch", default=ARCH, choices=ARCHES)
     parser.add_argument("--full-worker-count", action="store_true",
                         help="size for every worker the users need, not the guide's 80 %% share")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -69,7 +69,7 @@ def render_main(argv: list[str] | None = None) -> int:
         return 2
     z = sizing_for(s)
     bucket = {"bucket": DRY_RUN_BUCKET, "region": DRY_RUN_REGION} if s.target == "aws" else {}
-    files = {**render.server_files(s, z, render.SECRET_PLACEHOLDER), **backup.server_files(s, **bucket)}
+    files = {**render.server_files(s, z), **backup.server_files(s, **bucket)}
     for path in write_tree(files.values(), args.out):
         print(path)
     print(f"# {z.summary}", file=sys.stderr)

@@ -3,18 +3,16 @@
 Python decides (paths, ports, which options a version knows); the Jinja2 templates in
 `templates/` only format. Pure: the same call gives the same bytes, so Pulumi sees a
 change only when a decision changed. The operator's dry run (`python -m odoo_pulumi.cli
-render`) writes these files with SECRET_PLACEHOLDER in place of the secret.
+render`) writes these files as they are rendered: odoo.conf with ADMIN_PASSWD_SLOT,
+which the server fills with the hash of the master password.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 from dataclasses import dataclass
 
 from odoo_pulumi.server_files import ServerFile
-from odoo_pulumi.settings import Settings, SettingsError
+from odoo_pulumi.settings import Settings
 from odoo_pulumi.sizing import Sizing
 from odoo_pulumi.templating import environment, managed_header
 
@@ -24,7 +22,6 @@ DATA_DIR = "/var/lib/odoo"
 SOURCE_DIR = "/opt/odoo/src"
 VENV_DIR = "/opt/odoo/venv"
 ACME_ROOT = "/var/www/letsencrypt"
-SECRET_PLACEHOLDER = "<secret: set by pulumi from adminPassword>"
 
 # Paths on the server, one per rendered file.
 ODOO_CONF = "/etc/odoo/odoo.conf"
@@ -81,54 +78,14 @@ class LoginLimit:
 
 LOGIN_LIMIT = LoginLimit()
 
-# passlib's pbkdf2_sha512, the scheme Odoo's CryptContext accepts for admin_passwd and for
-# res_users.password; 600000 is Odoo 19's MIN_ROUNDS for user passwords.
-PBKDF2_ROUNDS = 600_000
+# odoo.conf's admin_passwd as rendered here: the odoo-config step replaces it on the server
+# with the pbkdf2_sha512 hash of adminPassword (odoo_pulumi/adminhash.py keeps the hash
+# already there when the password still verifies). The program never hashes: 600,000
+# rounds would cost every preview ~0.6 s.
+ADMIN_PASSWD_SLOT = "<odoo-pulumi: pbkdf2-sha512 hash of adminPassword, set on the server>"
 
 
 _env = environment()
-
-
-def _ab64(raw: bytes) -> str:
-    """passlib's "adapted base64": '.' for '+', no padding."""
-    return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
-
-
-def _pbkdf2_sha512(password: str, label: bytes, stack: str, key: str) -> str:
-    """passlib's pbkdf2_sha512 string with a salt derived from (label, stack, password)
-    under `key`, a secret of the stack (the program passes its SSH private key).
-
-    Deterministic on purpose: the same password gives the same hash on every run, so a
-    re-run rewrites nothing and restarts nothing (a random salt would change it every
-    `pulumi up`); yet not precomputable: without the key, a guess cannot be hashed ahead
-    of time for a known stack name. Rotating the SSH key re-salts the hashes once (one
-    rewrite and one Odoo restart at the next `up`).
-    """
-    if not key:
-        raise ValueError("the admin hashes need the stack's secret key material")
-    salt_key = hashlib.sha256(label + b" salt\0" + key.strip().encode()).digest()
-    salt = hmac.new(salt_key, f"{stack}\0{password}".encode(), hashlib.sha256).digest()[:16]
-    dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ROUNDS)
-    return f"$pbkdf2-sha512${PBKDF2_ROUNDS}${_ab64(salt)}${_ab64(dk)}"
-
-
-def admin_passwd_hash(password: str, stack: str, *, key: str) -> str:
-    """The master password as odoo.conf's admin_passwd (Odoo's CryptContext verifies it)."""
-    if not password:
-        raise SettingsError("setting adminPassword is empty: set a real secret")
-    return _pbkdf2_sha512(password, b"odoo-pulumi admin_passwd", stack, key)
-
-
-def admin_user_hash(password: str, stack: str, *, key: str) -> str:
-    """The administrator user's password as res_users.password holds it.
-
-    Odoo 19 verifies res_users.password with passlib's CryptContext(['pbkdf2_sha512',
-    'plaintext']) at MIN_ROUNDS = 600000 (res_users.py): a hash with exactly those rounds
-    verifies and is never "updated" (rehashed) by Odoo, so a re-run finds it unchanged.
-    """
-    if not password:
-        raise SettingsError("setting adminUserPassword is empty: set a real secret")
-    return _pbkdf2_sha512(password, b"odoo-pulumi res_users.password", stack, key)
 
 
 def postgres_tuning_path(s: Settings) -> str:
@@ -176,7 +133,7 @@ def _context(s: Settings, z: Sizing, **extra) -> dict:
     }
 
 
-def render_odoo_conf(s: Settings, z: Sizing, admin_passwd: str) -> str:
+def render_odoo_conf(s: Settings, z: Sizing, admin_passwd: str = ADMIN_PASSWD_SLOT) -> str:
     return _env.get_template("odoo.conf.j2").render(
         _context(
             s, z,
@@ -223,15 +180,16 @@ def render_postgres_tuning(s: Settings, z: Sizing) -> str:
     return _env.get_template("postgresql-tuning.conf.j2").render(_context(s, z))
 
 
-def server_files(s: Settings, z: Sizing, admin_passwd: str) -> dict[str, ServerFile]:
+def server_files(s: Settings, z: Sizing) -> dict[str, ServerFile]:
     """Every file that lands on the server, keyed by a stable name.
 
-    `admin_passwd` is what odoo.conf holds: the hash from `admin_passwd_hash`, or the
-    placeholder in a dry run. With a domain, `nginx-site-acme` is the plain-HTTP site
-    that serves the ACME challenge until the certificate exists.
+    odoo.conf holds ADMIN_PASSWD_SLOT, which the odoo-config step fills on the server;
+    it stays a secret file (0640, its step guarded): the server's copy holds the hash.
+    With a domain, `nginx-site-acme` is the plain-HTTP site that serves the ACME
+    challenge until the certificate exists.
     """
     files = {
-        "odoo.conf": ServerFile(ODOO_CONF, render_odoo_conf(s, z, admin_passwd), "root", "odoo", 0o640, True),
+        "odoo.conf": ServerFile(ODOO_CONF, render_odoo_conf(s, z), "root", "odoo", 0o640, True),
         "odoo.service": ServerFile(ODOO_UNIT, render_odoo_unit(s, z)),
         "nginx-site": ServerFile(NGINX_SITE, render_nginx_site(s, z, tls=bool(s.domain))),
         "postgresql-tuning": ServerFile(postgres_tuning_path(s), render_postgres_tuning(s, z), "postgres", "postgres", 0o644),

@@ -1,15 +1,16 @@
 """The stack's settings, read and validated in one place before any resource exists.
 
-`Pulumi.yaml` declares every key once (type, default, description); this module adds
-what is allowed and turns the raw values into one frozen `Settings`. Any bad value
-stops the program with one message naming the key, the value and what is allowed.
-No Pulumi import: the same code serves `pulumi up`, the render command and the tests.
+`Pulumi.yaml` declares every key once (type, default, description); `Settings` below
+holds one row per key (its attribute, Python type and the rule of what is allowed), and
+the rest is derived from those two tables. Any bad value stops the program with one
+message naming the key, the value and what is allowed. No Pulumi import: the same code
+serves `pulumi up`, the render command, the stack lint and the tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-import functools
 import ipaddress
 import json
 import re
@@ -21,15 +22,15 @@ import yaml
 
 from odoo_pulumi import checks, sizing
 from odoo_pulumi.instance_types import BY_NAME
+# PROJECT, ROOT and declared_config are also imported from here by the program and tests.
+from odoo_pulumi.project import PROJECT, ROOT, declared_config, secret_keys  # noqa: F401
 
-PROJECT = "odoo-pulumi"
-ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEYS = ("adminPassword", "adminUserPassword", "sshPrivateKey")
+SECRET_KEYS = secret_keys()  # adminPassword, adminUserPassword, sshPrivateKey
 
 ODOO_VERSIONS = ("17.0", "18.0", "19.0")
 ODOO_SOURCES = ("deb", "git", "archive")
 TARGETS = ("aws", "host")
-ARCHES = ("any", "x86_64", "arm64")
+ARCHES = sizing.ARCHES
 POSTGRES_VERSIONS = (15, 16, 17)
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
@@ -51,72 +52,6 @@ class SettingsError(ValueError):
     """A bad stack setting; the message names the key, the value and what is allowed."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    stack: str
-    target: str
-    users: int
-    users_per_worker: int
-    full_worker_count: bool
-    instance_type: str | None
-    arch: str
-    limit_time_cpu: int
-    limit_time_real: int
-    odoo_version: str
-    odoo_source: str
-    odoo_archive: str | None
-    odoo_git_repo: str
-    odoo_git_ref: str
-    pip_index_url: str | None
-    pip_find_links: str | None
-    install_wkhtmltopdf: bool
-    addons_paths: tuple[str, ...]
-    database: str
-    admin_login: str
-    upload_limit_mib: int
-    domain: str | None
-    letsencrypt_email: str | None
-    host: str | None
-    host_vcpus: int
-    host_memory_mib: int
-    host_threads_per_core: int
-    port: int
-    ssh_user: str
-    ssh_public_key: str | None
-    dial_error_limit: int
-    timezone: str
-    locale: str
-    postgres_version: int
-    firewall: bool
-    keep_data_on_destroy: bool
-    ami: str | None
-    vpc_id: str | None
-    subnet_id: str | None
-    admin_cidrs: tuple[str, ...]
-    allow_ssh_from_anywhere: bool
-    root_volume_gib: int
-    data_volume_gib: int
-    hosted_zone_id: str | None
-    production: bool
-    backup_retention_days: int
-    ebs_snapshots: bool
-    backup_destination: str
-    backup_kms_key_arn: str | None = None
-
-    @property
-    def url(self) -> str | None:
-        return f"https://{self.domain}" if self.domain else None
-
-
-@functools.lru_cache(maxsize=4)
-def declared_config(path: Path = ROOT / "Pulumi.yaml") -> dict[str, dict[str, Any]]:
-    """The `config:` block of Pulumi.yaml: the one declaration of every key.
-
-    Read once per process with libyaml's loader when present (10x faster than the pure
-    Python one: every preview pays for it)."""
-    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["config"]
-
-
 def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """The project's keys of stacks/Pulumi.<stack>.yaml, without the namespace.
 
@@ -130,13 +65,18 @@ def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
     if not path.exists():
         known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (root / "stacks").glob("Pulumi.*.yaml"))
         raise SettingsError(f"stack {stack!r}: no file {path}; stacks: {', '.join(known)}")
-    data = yaml.load(path.read_text(), Loader=yaml.BaseLoader) or {}
     out = {}
-    for key, value in (data.get("config") or {}).items():
+    for key, value in _stack_file_config(path).items():
         ns, _, name = key.partition(":")
         if ns == PROJECT:
             out[name] = value
     return out
+
+
+def _stack_file_config(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, every scalar as the text written."""
+    data = yaml.load(path.read_text(), Loader=yaml.BaseLoader) or {}
+    return dict(data.get("config") or {})
 
 
 def check_stack_file(stack: str, root: Path = ROOT) -> None:
@@ -212,9 +152,22 @@ _COERCE: dict[str, Callable[[str, Any], Any]] = {
 
 
 # --- validation rules, one per key that has limits -----------------------------------------
+# Each rule carries `allowed`, the words the README's settings table shows for it.
+
+Rule = Callable[[str, Any], None]
 
 
-def _range(lo: int, hi: int) -> Callable[[str, int], None]:
+def _allows(text: str) -> Callable[[Rule], Rule]:
+    """Attach to a rule the words that say what it allows (README's settings table)."""
+    def mark(rule: Rule) -> Rule:
+        rule.allowed = text  # type: ignore[attr-defined]
+        return rule
+
+    return mark
+
+
+def _range(lo: int, hi: int) -> Rule:
+    @_allows(f"{lo}..{hi}")
     def check(key: str, v: int) -> None:
         if not lo <= v <= hi:
             raise _fail(key, v, f"allowed {lo}..{hi}")
@@ -222,7 +175,8 @@ def _range(lo: int, hi: int) -> Callable[[str, int], None]:
     return check
 
 
-def _one_of(choices: tuple) -> Callable[[str, Any], None]:
+def _one_of(choices: tuple) -> Rule:
+    @_allows(", ".join(map(str, choices)))
     def check(key: str, v: Any) -> None:
         if v not in choices:
             raise _fail(key, v, "allowed: " + ", ".join(map(str, choices)))
@@ -230,7 +184,8 @@ def _one_of(choices: tuple) -> Callable[[str, Any], None]:
     return check
 
 
-def _pattern(rx: re.Pattern, what: str, optional: bool = True) -> Callable[[str, str], None]:
+def _pattern(rx: re.Pattern, what: str, optional: bool = True) -> Rule:
+    @_allows(what.removeprefix("expected ") + (" (or empty)" if optional else ""))
     def check(key: str, v: str) -> None:
         if (v or not optional) and not rx.match(v):
             raise _fail(key, v, what)
@@ -238,12 +193,7 @@ def _pattern(rx: re.Pattern, what: str, optional: bool = True) -> Callable[[str,
     return check
 
 
-def _users(key: str, v: int) -> None:
-    top = sizing.max_users()
-    if not 1 <= v <= top:
-        raise _fail(key, v, f"allowed 1..{top} concurrent users (more needs more than one VM)")
-
-
+@_allows("absolute paths without '..', '.' or '//'")
 def _abs_paths(key: str, v: list[str]) -> None:
     for p in v:
         if not re.fullmatch(r"/[A-Za-z0-9._/-]*", p) or checks.normal_path(p) != p.rstrip("/") or "//" in p:
@@ -251,6 +201,7 @@ def _abs_paths(key: str, v: list[str]) -> None:
                                 f"({checks.cut(p)} is not)")
 
 
+@_allows("CIDR blocks like 203.0.113.0/24; together at most a /8 unless allowSshFromAnywhere")
 def _cidrs(key: str, v: list[str]) -> None:
     for c in v:
         try:
@@ -259,20 +210,26 @@ def _cidrs(key: str, v: list[str]) -> None:
             raise _fail(key, v, f"each entry must be a CIDR block like 203.0.113.0/24 ({checks.cut(c)} is not)") from None
 
 
+@_allows("an http(s)://, ssh:// or git@ URL")
 def _url(key: str, v: str) -> None:
     if v and not re.match(r"^(https?|ssh|git)://[^\s'\"]+$|^git@[^\s'\"]+$", v):
         raise _fail(key, v, "expected an http(s)://, ssh:// or git@ URL")
 
 
+@_allows("an http(s):// URL of a package index (or empty)")
 def _index_url(key: str, v: str) -> None:
     """A package index is fetched over HTTP(S) by pip; nothing else is one."""
     if v and not re.match(r"^https?://[A-Za-z0-9.\[\]:_-]+(/[^\s'\"]*)?$", v):
         raise _fail(key, v, "expected an http:// or https:// URL of a package index, e.g. https://pypi.example.com/simple")
+
+
+@_allows("an e-mail address, at most 254 characters (or empty)")
 def _email(key: str, v: str) -> None:
     if v and (len(v) > 254 or not _EMAIL.match(v)):  # 254: the longest address SMTP carries
         raise _fail(key, v, "expected an e-mail address like admin@example.com (at most 254 characters)")
 
 
+@_allows("a branch, tag or commit git check-ref-format allows (or empty)")
 def _git_ref(key: str, v: str) -> None:
     why = checks.bad_git_ref(v) if v else None
     if why:
@@ -283,6 +240,7 @@ def _git_ref(key: str, v: str) -> None:
 SHARED_DIRECTORIES = ("/", "/etc", "/usr", "/var", "/var/lib", "/var/lib/odoo", "/tmp", "/root", "/home")
 
 
+@_allows("a directory of its own on the server, or s3://bucket/prefix")
 def _backup_destination(key: str, v: str) -> None:
     if v.startswith("s3://"):
         if not re.fullmatch(r"s3://[a-z0-9.-]{3,63}(/[A-Za-z0-9._/-]*)?", v) or "/../" in v + "/" or "/./" in v + "/":
@@ -299,49 +257,114 @@ def _backup_destination(key: str, v: str) -> None:
         raise _fail(key, v, f"write the directory without '.', '..' or '//': {path}")
 
 
-RULES: dict[str, Callable[[str, Any], None]] = {
-    "users": _users,
-    "usersPerWorker": _range(1, 50),
-    # instanceType: judged in _check_instance_type, where the users are known (the
-    # message lists a few types that fit them, not the whole catalogue).
-    "arch": _one_of(ARCHES),
-    "limitTimeCpu": _range(30, 7200),
-    "limitTimeReal": _range(60, 14400),
-    "odooVersion": _one_of(ODOO_VERSIONS),
-    "odooSource": _one_of(ODOO_SOURCES),
-    "odooGitRepo": _url,
-    "pipIndexUrl": _index_url,
-    "odooGitRef": _git_ref,
-    "pipFindLinks": lambda k, v: _abs_paths(k, [v]) if v else None,
-    "addonsPaths": _abs_paths,
-    "database": _pattern(_DBNAME, "expected lowercase letters, digits and _ starting with a letter (max 63)", False),
-    "adminLogin": _pattern(_LOGIN, "expected an e-mail address like admin@example.com or a simple login "
-                           "(letters, digits, '.', '_', '-'; at most 64 characters)", False),
-    "uploadLimitMiB": _range(1, 4096),
-    "domain": _pattern(_HOSTNAME, "expected a lowercase host name like erp.example.com"),
-    "letsencryptEmail": _email,
-    "port": _range(1, 65535),
-    "hostVcpus": _range(0, 448),
-    "hostMemoryMiB": _range(0, 24 * 1024 * 1024),
-    "hostThreadsPerCore": _range(1, 8),
-    "sshUser": _pattern(_SSH_USER, "expected a Unix user name", False),
-    "dialErrorLimit": _range(-1, 100000),
-    "timezone": _pattern(_TZ, "expected UTC or an Area/City zone like Europe/Brussels", False),
-    "locale": _pattern(_LOCALE, "expected a UTF-8 locale like en_US.UTF-8", False),
-    "postgresVersion": _one_of(POSTGRES_VERSIONS),
-    "target": _one_of(TARGETS),
-    "ami": _pattern(_AMI, "expected an AMI id like ami-0123456789abcdef0"),
-    "vpcId": _pattern(_VPC, "expected a VPC id like vpc-0123456789abcdef0"),
-    "subnetId": _pattern(_SUBNET, "expected a subnet id like subnet-0123456789abcdef0"),
-    "adminCidrs": _cidrs,
-    "rootVolumeGiB": _range(10, 1024),
-    "dataVolumeGiB": _range(10, 16384),
-    "hostedZoneId": _pattern(_ZONE, "expected a Route 53 zone id like Z0123456789ABC"),
-    "backupRetentionDays": _range(1, 3650),
-    "backupDestination": _backup_destination,
-    "backupKmsKeyArn": _pattern(_KMS_KEY_ARN, "expected a KMS key ARN like "
-                                "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
-}
+# --- the table: one row per key --------------------------------------------------------------
+
+
+def _setting(rule: Rule | None = None, allowed: str | None = None) -> Any:
+    """One row of the table: a Settings attribute with the rule of what its key allows
+    on its own (rules over several keys: _check_users, _cross_checks)."""
+    return dataclasses.field(metadata={"rule": rule, "allowed": allowed or getattr(rule, "allowed", None)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated stack: one attribute per non-secret key of Pulumi.yaml, named after
+    it in snake_case (uploadLimitMiB -> upload_limit_mib). An empty value of a
+    `str | None` attribute is None (unset); arrays are tuples. Pulumi.yaml holds the
+    type, default and description; this table holds the Python type and the rule."""
+
+    stack: str  # the stack's name, not a setting
+    target: str = _setting(_one_of(TARGETS))
+    users: int = _setting(allowed=f"1..{sizing.max_users()} at the default usersPerWorker "
+                                  f"({sizing.max_users(full_worker_count=True)} with fullWorkerCount)")
+    users_per_worker: int = _setting(_range(1, 50))
+    full_worker_count: bool = _setting()
+    instance_type: str | None = _setting(allowed="a catalogued type that fits the users (or empty)")
+    arch: str = _setting(_one_of(ARCHES))
+    limit_time_cpu: int = _setting(_range(30, 7200))
+    limit_time_real: int = _setting(_range(60, 14400))
+    odoo_version: str = _setting(_one_of(ODOO_VERSIONS))
+    odoo_source: str = _setting(_one_of(ODOO_SOURCES))
+    odoo_archive: str | None = _setting(allowed="an existing .tar.gz, .tgz, .tar.xz, .tar.bz2, .tar or .zip")
+    odoo_git_repo: str = _setting(_url)
+    odoo_git_ref: str = _setting(_git_ref)
+    pip_index_url: str | None = _setting(_index_url)
+    pip_find_links: str | None = _setting(_allows("an absolute path (or empty)")(
+        lambda k, v: _abs_paths(k, [v]) if v else None))
+    install_wkhtmltopdf: bool = _setting()
+    addons_paths: tuple[str, ...] = _setting(_abs_paths)
+    database: str = _setting(_pattern(_DBNAME, "expected lowercase letters, digits and _ starting with a letter "
+                                               "(max 63)", False))
+    admin_login: str = _setting(_pattern(_LOGIN, "expected an e-mail address like admin@example.com or a simple "
+                                                 "login (letters, digits, '.', '_', '-'; at most 64 characters)", False))
+    upload_limit_mib: int = _setting(_range(1, 4096))
+    domain: str | None = _setting(_pattern(_HOSTNAME, "expected a lowercase host name like erp.example.com"))
+    letsencrypt_email: str | None = _setting(_email)
+    host: str | None = _setting(allowed="an IP address or a host name (target host)")
+    host_vcpus: int = _setting(_range(0, 448))
+    host_memory_mib: int = _setting(_range(0, 24 * 1024 * 1024))
+    host_threads_per_core: int = _setting(_range(1, 8))
+    port: int = _setting(_range(1, 65535))
+    ssh_user: str = _setting(_pattern(_SSH_USER, "expected a Unix user name", False))
+    ssh_public_key: str | None = _setting(allowed="an OpenSSH public key line (ssh-ed25519 AAAA...)")
+    dial_error_limit: int = _setting(_range(-1, 100000))
+    timezone: str = _setting(_pattern(_TZ, "expected UTC or an Area/City zone like Europe/Brussels", False))
+    locale: str = _setting(_pattern(_LOCALE, "expected a UTF-8 locale like en_US.UTF-8", False))
+    postgres_version: int = _setting(_one_of(POSTGRES_VERSIONS))
+    firewall: bool = _setting()
+    keep_data_on_destroy: bool = _setting()
+    ami: str | None = _setting(_pattern(_AMI, "expected an AMI id like ami-0123456789abcdef0"))
+    vpc_id: str | None = _setting(_pattern(_VPC, "expected a VPC id like vpc-0123456789abcdef0"))
+    subnet_id: str | None = _setting(_pattern(_SUBNET, "expected a subnet id like subnet-0123456789abcdef0"))
+    admin_cidrs: tuple[str, ...] = _setting(_cidrs)
+    allow_ssh_from_anywhere: bool = _setting()
+    root_volume_gib: int = _setting(_range(10, 1024))
+    data_volume_gib: int = _setting(_range(10, 16384))
+    hosted_zone_id: str | None = _setting(_pattern(_ZONE, "expected a Route 53 zone id like Z0123456789ABC"))
+    production: bool = _setting()
+    backup_retention_days: int = _setting(_range(1, 3650))
+    ebs_snapshots: bool = _setting()
+    backup_destination: str = _setting(_backup_destination)
+    backup_kms_key_arn: str | None = _setting(_pattern(
+        _KMS_KEY_ARN, "expected a KMS key ARN like arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"))
+
+    @property
+    def url(self) -> str | None:
+        return f"https://{self.domain}" if self.domain else None
+
+
+def attribute_of(key: str) -> str:
+    """The Settings attribute of a Pulumi.yaml key: camelCase to snake_case, units whole."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key.replace("MiB", "Mib").replace("GiB", "Gib")).lower()
+
+
+# The Python type of each Pulumi.yaml type (an optional string is None when empty).
+_PYTHON_TYPES = {"integer": {"int"}, "boolean": {"bool"}, "string": {"str", "str | None"},
+                 "array": {"tuple[str, ...]"}}
+
+
+def _table() -> dict[str, dataclasses.Field]:
+    """Pulumi.yaml's non-secret keys, each with its row; refuses a key without a row, a
+    row without a key or a row whose type is not the declared one, so that adding or
+    changing a setting cannot half-succeed."""
+    declared = declared_config()
+    rows = {f.name: f for f in dataclasses.fields(Settings) if f.name != "stack"}
+    keys = {attribute_of(k): k for k, d in declared.items() if not d.get("secret")}
+    if set(rows) != set(keys):
+        raise RuntimeError(f"Pulumi.yaml keys without a Settings attribute: {sorted(set(keys) - set(rows))}; "
+                           f"attributes without a key: {sorted(set(rows) - set(keys))}")
+    wrong = [f"{keys[n]} ({declared[keys[n]]['type']}) is {row.type}" for n, row in rows.items()
+             if str(row.type) not in _PYTHON_TYPES[declared[keys[n]]["type"]]]
+    if wrong:
+        raise RuntimeError(f"Settings attributes of another type than Pulumi.yaml declares: {'; '.join(wrong)}")
+    return {keys[name]: row for name, row in rows.items()}
+
+
+TABLE = _table()
+RULES: dict[str, Rule] = {key: row.metadata["rule"] for key, row in TABLE.items() if row.metadata["rule"]}
+
+
+# --- load_settings and its steps ----------------------------------------------------------
 
 
 def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] | None = None,
@@ -352,118 +375,112 @@ def load_settings(raw: Mapping[str, Any], stack: str, secrets_present: set[str] 
     passes them; the dry run has none) are only judged for strength, never kept nor
     repeated. Cross-key rules run after each key is valid on its own.
     """
+    _refuse_unknown(raw, stack)
+    v = _each_key_on_its_own(raw)
+    _check_users(v)
+    _require_secrets(raw, secrets_present)
+    _check_secret_strength(declared_config(), secret_values or {})
+    _cross_checks(v)
+    _check_instance_type(v)
+    settings = _settings_from(v, stack)
+    try:  # the sizing's own checks (instance type too small, too many users)
+        z = sizing_for(settings)
+    except sizing.SizingError as e:
+        raise SettingsError(f"setting users={settings.users}: {e}") from None
+    check_limit_pairs(z)
+    return settings
+
+
+def _unknown_hint(unknown: list[str]) -> str:
+    """The declared keys an unknown one was probably meant to be, else all of them."""
     declared = declared_config()
-    unknown = sorted(set(raw) - set(declared))
+    hints = sorted({m for k in unknown for m in difflib.get_close_matches(str(k), list(declared), n=2)})
+    return (f"did you mean {', '.join(hints)}? (every setting is declared in Pulumi.yaml)" if hints
+            else f"allowed: {', '.join(sorted(declared))}")
+
+
+def _refuse_unknown(raw: Mapping[str, Any], stack: str) -> None:
+    """A misspelt key would silently fall back to its default: refuse it first."""
+    unknown = sorted(set(raw) - set(declared_config()))
     if unknown:
-        hints = sorted({m for k in unknown for m in difflib.get_close_matches(str(k), list(declared), n=2)})
         names = ", ".join(str(k)[:40] for k in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise SettingsError(
-            f"unknown setting(s) {names} in stack {stack!r}; "
-            + (f"did you mean {', '.join(hints)}? (every setting is declared in Pulumi.yaml)" if hints
-               else f"allowed: {', '.join(sorted(declared))}")
-        )
-    secrets_present = set(secrets_present if secrets_present is not None else
-                          (k for k in SECRET_KEYS if k in raw))
+        raise SettingsError(f"unknown setting(s) {names} in stack {stack!r}; {_unknown_hint(unknown)}")
+
+
+def _judge(key: str, value: Any) -> Any:
+    """One key's raw value, coerced to its declared type and judged by its rule."""
+    value = _COERCE[declared_config()[key]["type"]](key, value)
+    if key in RULES:
+        RULES[key](key, value)
+    return value
+
+
+def _each_key_on_its_own(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every non-secret key, coerced and judged alone, in Pulumi.yaml's order; a key
+    left out takes its declared default (a key without one is required)."""
     v: dict[str, Any] = {}
-    for key, decl in declared.items():
+    for key, decl in declared_config().items():
         if decl.get("secret"):
             continue
         if key in raw and raw[key] is not None:
-            value = _COERCE[decl["type"]](key, raw[key])
+            v[key] = _judge(key, raw[key])
         elif "default" in decl:
-            value = decl["default"]
+            v[key] = _judge(key, decl["default"])
         else:
             raise SettingsError(f"setting {key} is required: {decl['description']}")
-        if key in RULES:
-            RULES[key](key, value)
-        v[key] = value
+    return v
 
-    for key in SECRET_KEYS:  # a secure value is {"secure": ...}; a plain string is a leak
+
+def _check_users(v: Mapping[str, Any]) -> None:
+    """users within what one VM serves at the stack's own usersPerWorker and share."""
+    upw, full = v["usersPerWorker"], v["fullWorkerCount"]
+    top = sizing.max_users(upw, full)
+    if not 1 <= v["users"] <= top:
+        at = ([f"usersPerWorker={upw}"] if upw != sizing.USERS_PER_WORKER else []) + (
+            ["fullWorkerCount: true"] if full else [])
+        raise _fail("users", v["users"], f"allowed 1..{top} concurrent users{' at ' + ', '.join(at) if at else ''} "
+                                         f"(more needs more than one VM)")
+
+
+# What the message asking for each secret adds: what it is, how to set it from a file.
+_SECRET_HINTS = {
+    "adminPassword": ("", ""),
+    "adminUserPassword": (" (the password of Odoo's administrator user, adminLogin)", ""),
+    "sshPrivateKey": ("", " < ~/.ssh/odoo_ed25519"),
+}
+
+
+def _plain_secret(key: str) -> str:
+    return f"setting {key} must be stored as a secret, not in plain text: pulumi config set --secret {key}"
+
+
+def _require_secrets(raw: Mapping[str, Any], secrets_present: set[str] | None) -> None:
+    """Every secret is present and stored encrypted (a secure value is {"secure": ...};
+    a plain string in the stack file is a leak, refused by name)."""
+    present = set(secrets_present if secrets_present is not None else (k for k in SECRET_KEYS if k in raw))
+    for key in SECRET_KEYS:
         if isinstance(raw.get(key), str):
-            raise SettingsError(f"setting {key} must be stored as a secret, not in plain text: "
-                                f"pulumi config set --secret {key}")
-    if "adminPassword" not in secrets_present:
-        raise SettingsError(
-            "setting adminPassword is required and must be a secret: "
-            "pulumi config set --secret adminPassword"
-        )
-    if "adminUserPassword" not in secrets_present:
-        raise SettingsError(
-            "setting adminUserPassword is required and must be a secret (the password of Odoo's "
-            "administrator user, adminLogin): pulumi config set --secret adminUserPassword"
-        )
-    if "sshPrivateKey" not in secrets_present:
-        raise SettingsError(
-            "setting sshPrivateKey is required and must be a secret: "
-            "pulumi config set --secret sshPrivateKey < ~/.ssh/odoo_ed25519"
-        )
+            raise SettingsError(_plain_secret(key))
+    for key in SECRET_KEYS:
+        if key not in present:
+            what, tail = _SECRET_HINTS.get(key, ("", ""))
+            raise SettingsError(f"setting {key} is required and must be a secret{what}: "
+                                f"pulumi config set --secret {key}{tail}")
 
-    _check_secret_strength(declared, secret_values or {})
-    _cross_checks(v)
-    _check_instance_type(v)
-    try:  # the sizing's own checks (instance type too small, too many users)
-        z = sizing.size(
-            v["users"], users_per_worker=v["usersPerWorker"], instance_type=v["instanceType"] or None,
-            arch=v["arch"], limit_time_real=v["limitTimeReal"], limit_time_cpu=v["limitTimeCpu"],
-            host_vcpus=v["hostVcpus"] if v["target"] == "host" else 0,
-            host_memory_mib=v["hostMemoryMiB"] if v["target"] == "host" else 0,
-            host_threads_per_core=v["hostThreadsPerCore"], full_worker_count=v["fullWorkerCount"],
-        )
-    except sizing.SizingError as e:
-        raise SettingsError(f"setting users={v['users']}: {e}") from None
-    check_limit_pairs(z)
 
-    return Settings(
-        stack=stack,
-        target=v["target"],
-        users=v["users"],
-        users_per_worker=v["usersPerWorker"],
-        full_worker_count=v["fullWorkerCount"],
-        instance_type=v["instanceType"] or None,
-        arch=v["arch"],
-        limit_time_cpu=v["limitTimeCpu"],
-        limit_time_real=v["limitTimeReal"],
-        odoo_version=v["odooVersion"],
-        odoo_source=v["odooSource"],
-        odoo_archive=v["odooArchive"] or None,
-        odoo_git_repo=v["odooGitRepo"],
-        odoo_git_ref=v["odooGitRef"] or v["odooVersion"],
-        pip_index_url=v["pipIndexUrl"] or None,
-        pip_find_links=v["pipFindLinks"] or None,
-        install_wkhtmltopdf=v["installWkhtmltopdf"],
-        addons_paths=tuple(v["addonsPaths"]),
-        database=v["database"],
-        admin_login=v["adminLogin"],
-        upload_limit_mib=v["uploadLimitMiB"],
-        domain=v["domain"] or None,
-        letsencrypt_email=v["letsencryptEmail"] or None,
-        host=v["host"] or None,
-        host_vcpus=v["hostVcpus"],
-        host_memory_mib=v["hostMemoryMiB"],
-        host_threads_per_core=v["hostThreadsPerCore"],
-        port=v["port"],
-        ssh_user=v["sshUser"],
-        ssh_public_key=v["sshPublicKey"] or None,
-        dial_error_limit=v["dialErrorLimit"],
-        timezone=v["timezone"],
-        locale=v["locale"],
-        postgres_version=v["postgresVersion"],
-        firewall=v["firewall"],
-        keep_data_on_destroy=v["keepDataOnDestroy"],
-        ami=v["ami"] or None,
-        vpc_id=v["vpcId"] or None,
-        subnet_id=v["subnetId"] or None,
-        admin_cidrs=tuple(v["adminCidrs"]),
-        allow_ssh_from_anywhere=v["allowSshFromAnywhere"],
-        root_volume_gib=v["rootVolumeGiB"],
-        data_volume_gib=v["dataVolumeGiB"],
-        hosted_zone_id=v["hostedZoneId"] or None,
-        production=v["production"],
-        backup_retention_days=v["backupRetentionDays"],
-        ebs_snapshots=v["ebsSnapshots"],
-        backup_destination=v["backupDestination"],
-        backup_kms_key_arn=v["backupKmsKeyArn"] or None,
-    )
+def _settings_from(v: Mapping[str, Any], stack: str) -> Settings:
+    """The frozen Settings of judged values: empty optional strings become None, arrays
+    tuples, and odooGitRef defaults to the odooVersion branch."""
+    kwargs: dict[str, Any] = {"stack": stack}
+    for key, row in TABLE.items():
+        value = v[key]
+        if "None" in str(row.type):
+            value = value or None
+        elif str(row.type).startswith("tuple"):
+            value = tuple(value)
+        kwargs[row.name] = value
+    kwargs["odoo_git_ref"] = kwargs["odoo_git_ref"] or kwargs["odoo_version"]
+    return Settings(**kwargs)
 
 
 def password_keys(declared: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -537,21 +554,37 @@ def _check_admin_ranges(v: dict[str, Any]) -> None:
 
 
 def _cross_checks(v: dict[str, Any]) -> None:
-    """Rules that involve more than one key."""
+    """Rules that involve more than one key, in a fixed order (the first fault wins)."""
     if v["limitTimeCpu"] > v["limitTimeReal"]:
         raise _fail("limitTimeCpu", v["limitTimeCpu"],
                     f"must be <= limitTimeReal ({v['limitTimeReal']}): CPU time cannot exceed wall time")
+    _check_odoo_source(v)
+    _check_admin_ranges(v)
+    if v["domain"] and not v["letsencryptEmail"]:
+        raise _fail("letsencryptEmail", "", f"required with domain={v['domain']!r} (Let's Encrypt expiry notices)")
+    if v["hostedZoneId"] and not v["domain"]:
+        raise _fail("hostedZoneId", v["hostedZoneId"], "needs a domain to create a record for")
+    _check_archive(v)
+    if v["target"] == "host" and v["backupKmsKeyArn"]:
+        raise _fail("backupKmsKeyArn", v["backupKmsKeyArn"], "applies to target=aws only (the stack's own bucket)")
+    if v["target"] == "host":
+        _check_host_target(v)
+    if v["target"] == "aws":
+        _check_aws_target(v)
+
+
+def _check_odoo_source(v: dict[str, Any]) -> None:
+    """A git install needs a repository git will not read as an option."""
     if v["odooSource"] == "git":
         if not v["odooGitRepo"]:
             raise _fail("odooGitRepo", "", "required with odooSource=git: the repository to clone, e.g. "
                         "https://github.com/odoo/odoo.git")
         if v["odooGitRepo"].startswith("-"):
             raise _fail("odooGitRepo", v["odooGitRepo"], "must not start with '-' (git would read it as an option)")
-    _check_admin_ranges(v)
-    if v["domain"] and not v["letsencryptEmail"]:
-        raise _fail("letsencryptEmail", "", f"required with domain={v['domain']!r} (Let's Encrypt expiry notices)")
-    if v["hostedZoneId"] and not v["domain"]:
-        raise _fail("hostedZoneId", v["hostedZoneId"], "needs a domain to create a record for")
+
+
+def _check_archive(v: dict[str, Any]) -> None:
+    """An archive install needs a tarball on this machine, in a format it can unpack."""
     if v["odooSource"] == "archive":
         if not v["odooArchive"]:
             raise _fail("odooArchive", "", "required with odooSource=archive: path of an Odoo source tarball")
@@ -559,44 +592,48 @@ def _cross_checks(v: dict[str, Any]) -> None:
             raise _fail("odooArchive", v["odooArchive"], "no such file on this machine")
         if not re.search(r"\.(tar\.gz|tgz|tar\.xz|tar\.bz2|tar|zip)$", v["odooArchive"]):
             raise _fail("odooArchive", v["odooArchive"], "expected a .tar.gz, .tgz, .tar.xz, .tar.bz2, .tar or .zip")
-    if v["target"] == "host" and v["backupKmsKeyArn"]:
-        raise _fail("backupKmsKeyArn", v["backupKmsKeyArn"], "applies to target=aws only (the stack's own bucket)")
-    if v["target"] == "host":
-        if bool(v["hostVcpus"]) != bool(v["hostMemoryMiB"]):
-            raise _fail("hostMemoryMiB" if v["hostVcpus"] else "hostVcpus", 0,
-                        "set hostVcpus and hostMemoryMiB together (the existing server's size)")
-        if v["hostVcpus"] % v["hostThreadsPerCore"]:
-            raise _fail("hostVcpus", v["hostVcpus"], f"a multiple of hostThreadsPerCore={v['hostThreadsPerCore']} "
-                        "(vCPUs are cores x threads per core)")
-        if not v["host"]:
-            raise _fail("host", "", "required with target=host: the address of the existing server")
-        if v["firewall"] and not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
-            raise _fail("adminCidrs", [], "required with target=host and firewall: true: the CIDR blocks ufw lets "
-                        "reach SSH, including the address this machine connects from (or set "
-                        "allowSshFromAnywhere: true)")
-        if not v["firewall"] and v["adminCidrs"]:
-            raise _fail("firewall", False, "adminCidrs on target=host are enforced by ufw: set firewall: true, "
-                        "or remove adminCidrs")
-        try:
-            ipaddress.ip_address(v["host"])
-        except ValueError:
-            if not _HOSTNAME.match(v["host"]):
-                raise _fail("host", v["host"], "expected an IP address or a host name") from None
-    if v["target"] == "aws":
-        if not v["sshPublicKey"]:
-            raise _fail("sshPublicKey", "", "required with target=aws: the public half of sshPrivateKey")
-        if not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$", v["sshPublicKey"]):
-            raise _fail("sshPublicKey", v["sshPublicKey"][:40], "expected an OpenSSH public key line (ssh-ed25519 AAAA...)")
-        if not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
-            raise _fail("adminCidrs", [], "list the CIDR blocks allowed to SSH in (or set allowSshFromAnywhere: true)")
-        if v["production"] and v["arch"] == "any":
-            raise _fail("arch", "any", "a production AWS stack must pin x86_64 or arm64, so that a resize "
-                        "can never move the server to the other CPU architecture")
-        if v["sshUser"] != "ubuntu" or v["port"] != 22:
-            raise _fail("sshUser" if v["sshUser"] != "ubuntu" else "port", v["sshUser"] if v["sshUser"] != "ubuntu" else v["port"],
-                        "target=aws logs in as ubuntu on port 22 (the Ubuntu image's user; the security group opens 22)")
-        if v["backupDestination"] != declared_config()["backupDestination"]["default"]:
-            raise _fail("backupDestination", v["backupDestination"], "applies to target=host only; aws backs up to its own S3 bucket")
+
+
+def _check_host_target(v: dict[str, Any]) -> None:
+    """An existing server: its address, its size stated whole, SSH reachable through ufw."""
+    if bool(v["hostVcpus"]) != bool(v["hostMemoryMiB"]):
+        raise _fail("hostMemoryMiB" if v["hostVcpus"] else "hostVcpus", 0,
+                    "set hostVcpus and hostMemoryMiB together (the existing server's size)")
+    if v["hostVcpus"] % v["hostThreadsPerCore"]:
+        raise _fail("hostVcpus", v["hostVcpus"], f"a multiple of hostThreadsPerCore={v['hostThreadsPerCore']} "
+                    "(vCPUs are cores x threads per core)")
+    if not v["host"]:
+        raise _fail("host", "", "required with target=host: the address of the existing server")
+    if v["firewall"] and not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
+        raise _fail("adminCidrs", [], "required with target=host and firewall: true: the CIDR blocks ufw lets "
+                    "reach SSH, including the address this machine connects from (or set "
+                    "allowSshFromAnywhere: true)")
+    if not v["firewall"] and v["adminCidrs"]:
+        raise _fail("firewall", False, "adminCidrs on target=host are enforced by ufw: set firewall: true, "
+                    "or remove adminCidrs")
+    try:
+        ipaddress.ip_address(v["host"])
+    except ValueError:
+        if not _HOSTNAME.match(v["host"]):
+            raise _fail("host", v["host"], "expected an IP address or a host name") from None
+
+
+def _check_aws_target(v: dict[str, Any]) -> None:
+    """A new EC2 instance: Ubuntu's user and port, a key pair, admin ranges, one arch in production."""
+    if not v["sshPublicKey"]:
+        raise _fail("sshPublicKey", "", "required with target=aws: the public half of sshPrivateKey")
+    if not re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp\d+) [A-Za-z0-9+/=]+( .*)?$", v["sshPublicKey"]):
+        raise _fail("sshPublicKey", v["sshPublicKey"][:40], "expected an OpenSSH public key line (ssh-ed25519 AAAA...)")
+    if not v["adminCidrs"] and not v["allowSshFromAnywhere"]:
+        raise _fail("adminCidrs", [], "list the CIDR blocks allowed to SSH in (or set allowSshFromAnywhere: true)")
+    if v["production"] and v["arch"] == "any":
+        raise _fail("arch", "any", "a production AWS stack must pin x86_64 or arm64, so that a resize "
+                    "can never move the server to the other CPU architecture")
+    if v["sshUser"] != "ubuntu" or v["port"] != 22:
+        raise _fail("sshUser" if v["sshUser"] != "ubuntu" else "port", v["sshUser"] if v["sshUser"] != "ubuntu" else v["port"],
+                    "target=aws logs in as ubuntu on port 22 (the Ubuntu image's user; the security group opens 22)")
+    if v["backupDestination"] != declared_config()["backupDestination"]["default"]:
+        raise _fail("backupDestination", v["backupDestination"], "applies to target=host only; aws backs up to its own S3 bucket")
 
 
 def sizing_for(s: Settings) -> sizing.Sizing:
@@ -608,3 +645,59 @@ def sizing_for(s: Settings) -> sizing.Sizing:
         host_memory_mib=s.host_memory_mib if s.target == "host" else 0,
         host_threads_per_core=s.host_threads_per_core, full_worker_count=s.full_worker_count,
     )
+
+
+# --- the stack lint: every problem of a stack's config, without its secrets ----------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a stack's config: where, the full key, and what is wrong/allowed."""
+    where: str
+    key: str
+    kind: str  # namespace, unknown, plain-secret, value
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.key}: {self.message}"
+
+
+def lint_config(config: Mapping[str, Any], where: str, *, secrets_marked: bool = True) -> list[Problem]:
+    """Every problem of a stack's namespaced config, each key judged on its own.
+
+    The project's keys must be declared in Pulumi.yaml, its secrets stored encrypted
+    (`secrets_marked`: a stack file marks them {"secure": ...}; the engine hands a policy
+    pack decrypted strings, so there that check is the file's), and each value allowed
+    by its key's rule. Other namespaces (aws:, ...) belong to their providers. A secret's
+    value is never judged nor repeated.
+    """
+    declared, problems = declared_config(), []
+    for full_key, value in config.items():
+        ns, colon, key = str(full_key).partition(":")
+        if not colon:
+            problems.append(Problem(where, str(full_key), "namespace",
+                                    f"no namespace; write {PROJECT}:{full_key} for a setting of this project"))
+        elif ns != PROJECT:
+            continue
+        elif key not in declared:
+            problems.append(Problem(where, full_key, "unknown", f"unknown setting; {_unknown_hint([key])}"))
+        elif declared[key].get("secret"):
+            if secrets_marked and not (isinstance(value, dict) and "secure" in value):
+                problems.append(Problem(where, full_key, "plain-secret", _plain_secret(key)))
+        elif not (isinstance(value, dict) and "secure" in value):  # an encrypted value: nothing to judge
+            try:
+                _judge(key, value)
+            except SettingsError as e:
+                problems.append(Problem(where, full_key, "value", str(e)))
+    return problems
+
+
+def lint_stack_file(path: Path) -> list[Problem]:
+    """The problems of one stack file (stacks/Pulumi.<stack>.yaml), scalars as written."""
+    where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    try:
+        config = _stack_file_config(path)
+    except (yaml.YAMLError, AttributeError) as e:
+        return [Problem(where, "config", "yaml", f"not a stack file: {str(e).splitlines()[0]}")]
+    return lint_config(config, where)
+

@@ -4,8 +4,9 @@ Pure and deterministic (no Pulumi import) so that an operator can ask before dep
 (`python -m odoo_pulumi.cli sizing --users 60`) and tests can sweep every user count.
 
 The rules are Odoo's own (deploy guide): one HTTP worker serves about 6 concurrent
-users; a server runs at most 2 x CPU cores + 1 worker processes, cron workers included
-(cores, not vCPUs: an Intel vCPU is half a core); each process needs about
+users (usersPerWorker; its default is declared in Pulumi.yaml); a server runs at most
+2 x CPU cores + 1 worker processes, cron workers included (cores, not vCPUs: an Intel
+vCPU is half a core); each process needs about
 0.8 x 150 MiB + 0.2 x 1024 MiB of RAM (80 % light requests, 20 % heavy ones). Like the
 guide's own example (60 users on 4 cores: 8 + 1 workers for 10 needed), a server whose
 workers carry 80 % of the users is accepted, unless the stack asks for the full count.
@@ -19,9 +20,18 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from odoo_pulumi.instance_types import BY_NAME, CATALOGUE, InstanceType
+from odoo_pulumi.project import default
+
+# --- the stack's defaults: declared once, in Pulumi.yaml ------------------------------
+USERS_PER_WORKER = default("usersPerWorker")  # Odoo's rule of thumb
+FULL_WORKER_COUNT = default("fullWorkerCount")
+ARCH = default("arch")
+ARCHES = ("any", "x86_64", "arm64")  # any: the cheapest of both
+LIMIT_TIME_CPU = default("limitTimeCpu")
+LIMIT_TIME_REAL = default("limitTimeReal")
+HOST_THREADS_PER_CORE = default("hostThreadsPerCore")
 
 # --- Odoo's rules of thumb (deploy guide) -------------------------------------------
-USERS_PER_WORKER = 6
 LIGHT_MIB, HEAVY_MIB, HEAVY_SHARE = 150, 1024, 0.2
 MIB_PER_PROCESS = (1 - HEAVY_SHARE) * LIGHT_MIB + HEAVY_SHARE * HEAVY_MIB  # 324.8
 MIN_HTTP_WORKERS = 2  # one slow report must not freeze everyone
@@ -47,8 +57,6 @@ PG_SHARE_OF_ODOO = 0.5  # ... and at least half of what Odoo's processes may use
 LIMIT_MEMORY_SOFT_MIB = 640  # the guide's sample: recycle a worker above this
 LIMIT_MEMORY_SOFT_MAX_MIB = 1024
 HARD_OVER_SOFT = 2.5  # 640 -> 1600 MiB: the guide's pair; big PDF reports need room
-LIMIT_TIME_CPU = 600
-LIMIT_TIME_REAL = 1200
 LIMIT_TIME_REAL_CRON = 3600  # crons (mass mailing, imports) run longer than requests
 LIMIT_REQUEST = 8192
 PROXY_TIMEOUT_MARGIN = 60  # Nginx waits this much longer than Odoo's own limit
@@ -221,18 +229,18 @@ def connection_budget(workers: int, cron: int) -> int:
     return math.ceil((odoo + PG_SUPERUSER_RESERVED + PG_ADMIN_RESERVE) / 10) * 10
 
 
-def share_percent(full_worker_count: bool = False) -> int:
+def share_percent(full_worker_count: bool = FULL_WORKER_COUNT) -> int:
     return 100 if full_worker_count else CAPACITY_SHARE_PERCENT
 
 
-def max_users(users_per_worker: int = USERS_PER_WORKER, full_worker_count: bool = False) -> int:
+def max_users(users_per_worker: int = USERS_PER_WORKER, full_worker_count: bool = FULL_WORKER_COUNT) -> int:
     """The most users the largest catalogued VM can serve at the accepted share."""
     workers = max_processes(MAX_CORES) - CRON_WORKERS
     return workers * users_per_worker * 100 // share_percent(full_worker_count)
 
 
 def fits(t: InstanceType, users: int, users_per_worker: int = USERS_PER_WORKER,
-         full_worker_count: bool = False) -> bool:
+         full_worker_count: bool = FULL_WORKER_COUNT) -> bool:
     """Whether a type serves `users`: its workers carry the accepted share and the RAM
     holds the processes it will run (not the full need: a capped type runs fewer)."""
     needed = workers_needed(users, users_per_worker)
@@ -246,8 +254,8 @@ def burstable_allowed(users: int, users_per_worker: int = USERS_PER_WORKER) -> b
     return cores_for(workers_needed(users, users_per_worker) + CRON_WORKERS) <= BURSTABLE_MAX_CORES
 
 
-def candidates(users: int, users_per_worker: int = USERS_PER_WORKER, arch: str = "any",
-               full_worker_count: bool = False) -> list[InstanceType]:
+def candidates(users: int, users_per_worker: int = USERS_PER_WORKER, arch: str = ARCH,
+               full_worker_count: bool = FULL_WORKER_COUNT) -> list[InstanceType]:
     """Catalogue types that satisfy the rules for `users`, cheapest first."""
     burstable = burstable_allowed(users, users_per_worker)
     found = [
@@ -260,7 +268,180 @@ def candidates(users: int, users_per_worker: int = USERS_PER_WORKER, arch: str =
     return sorted(found, key=lambda t: (t.usd_per_hour, t.vcpus, t.name))
 
 
-# --- the derivation ----------------------------------------------------------------------
+# --- the derivation, one named step each ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Need:
+    """What `users` ask for at the full count, whatever machine serves them: the
+    reasons quote it and a too-small machine's message says what would fit."""
+    users: int
+    users_per_worker: int
+    workers: int  # HTTP workers, never fewer than MIN_HTTP_WORKERS
+    processes: int  # HTTP + cron + gevent
+    cores: int
+    memory_mib: int
+
+    @classmethod
+    def of(cls, users: int, users_per_worker: int) -> "Need":
+        needed = workers_needed(users, users_per_worker)
+        processes = needed + CRON_WORKERS + GEVENT_PROCESSES
+        return cls(users, users_per_worker, needed, processes, cores_for(needed + CRON_WORKERS),
+                   memory_needed_mib(odoo_memory_mib(processes)))
+
+    def reasons(self) -> list[str]:
+        odoo_mib = odoo_memory_mib(self.processes)
+        return [
+            f"{self.users} users / {self.users_per_worker} per worker -> "
+            f"{math.ceil(self.users / self.users_per_worker)}"
+            f" HTTP workers needed (minimum {MIN_HTTP_WORKERS}): {self.workers}",
+            f"Odoo's rule counts CPU cores, not vCPUs: at most 2 x cores + 1 worker processes, "
+            f"cron included (an Intel vCPU is one of the two threads of a core; a Graviton or "
+            f"AMD c7a/m7a vCPU is a whole core); {self.workers} HTTP + {CRON_WORKERS} cron = "
+            f"{self.workers + CRON_WORKERS} processes would need {self.cores} cores",
+            f"RAM: {self.processes} processes (HTTP, cron, gevent) x {MIB_PER_PROCESS:.1f} MiB"
+            f" = {odoo_mib} MiB for Odoo, + PostgreSQL"
+            f" >= {self.memory_mib - odoo_mib - OS_RESERVE_MIB} MiB"
+            f" + OS {OS_RESERVE_MIB} MiB = {self.memory_mib} MiB at the full count",
+        ]
+
+
+def _check_request(users: int, users_per_worker: int, full_worker_count: bool,
+                   host_vcpus: int, host_threads_per_core: int) -> None:
+    """Refuse what no machine answers before choosing one: no users, more than the
+    largest catalogued type carries, an existing host of fractional cores."""
+    if users < 1:
+        raise SizingError(f"users must be at least 1 (got {users})")
+    ceiling = max_users(users_per_worker, full_worker_count)
+    if users > ceiling:
+        top_workers = max_processes(MAX_CORES) - CRON_WORKERS
+        raise SizingError(
+            f"users={users} is more than one VM can serve: the largest catalogued type "
+            f"({MAX_CORES} cores) runs at most {top_workers} HTTP workers, which carry "
+            f"{top_workers * users_per_worker} users at {users_per_worker} per worker, i.e. "
+            f"{ceiling} users at the accepted {share_percent(full_worker_count)} %. Split the company "
+            f"across databases/servers or put Odoo behind a load balancer."
+        )
+    if host_vcpus and (host_threads_per_core < 1 or host_vcpus % host_threads_per_core):
+        raise SizingError(
+            f"hostVcpus={host_vcpus} is not a whole number of cores at "
+            f"hostThreadsPerCore={host_threads_per_core}"
+        )
+
+
+def _existing_host(vcpus: int, memory_mib: int, threads_per_core: int) -> tuple[InstanceType, str]:
+    """The operator's own server, described by the stack, stands in for a catalogued type."""
+    host = InstanceType("existing-host", vcpus, memory_mib, "any", 0.0, False, threads_per_core)
+    return host, (
+        f"existing server with {vcpus} vCPU = {host.cores} cores x "
+        f"{threads_per_core} thread(s) and {memory_mib} MiB (stack settings; the "
+        f"first remote step compares them with the server's lscpu and /proc/meminfo)"
+    )
+
+
+def _cheapest(need: Need, arch: str, full_worker_count: bool) -> tuple[InstanceType, str]:
+    """The automatic choice: the cheapest catalogued type that serves the users."""
+    share = share_percent(full_worker_count)
+    found = candidates(need.users, need.users_per_worker, arch, full_worker_count)
+    if not found:
+        raise SizingError(
+            f"no catalogued {arch if arch != 'any' else ''} instance type serves "
+            f"users={need.users} ({need.workers} workers needed, {share} % accepted)"
+        )
+    chosen = found[0]
+    burstable = burstable_allowed(need.users, need.users_per_worker)
+    return chosen, (
+        f"cheapest type whose workers carry >= {share} % of the users and whose RAM holds "
+        f"them{'' if burstable else ' (not burstable: the full need is above 2 cores)'}"
+        f"{'' if arch == 'any' else f' on {arch}'}: {chosen.name} ({chosen.vcpus} vCPU = "
+        f"{chosen.cores} cores x {chosen.threads_per_core} thread(s)) at ${chosen.usd_per_hour}/h"
+    )
+
+
+def _forced_type(name: str) -> tuple[InstanceType, str]:
+    """The stack's instanceType, which must be in the catalogue (its size is known)."""
+    chosen = BY_NAME.get(name)
+    if chosen is None:
+        raise SizingError(
+            f"instanceType={name!r} is not in the catalogue; allowed: "
+            + ", ".join(t.name for t in CATALOGUE)
+        )
+    return chosen, (f"instanceType {chosen.name} set in the stack ({chosen.vcpus} vCPU = "
+                    f"{chosen.cores} cores x {chosen.threads_per_core} thread(s))")
+
+
+def _check_machine_fits(chosen: InstanceType, need: Need, workers: int, memory_mib: int, arch: str,
+                        full_worker_count: bool, existing: bool) -> None:
+    """A machine the stack imposes (instanceType or an existing host) must carry the
+    accepted share and hold the processes; the message says what would fit."""
+    share = share_percent(full_worker_count)
+    users, upw = need.users, need.users_per_worker
+    short_cpu = not carries(workers, users, upw, share)
+    short_mem = chosen.memory_mib < memory_mib
+    if not (short_cpu or short_mem):
+        return
+    why = []
+    if short_cpu:
+        why.append(f"{chosen.vcpus} vCPU = {chosen.cores} cores allow {workers} HTTP workers, about "
+                   f"{workers * upw} users (< {share} % of {users})")
+    if short_mem:
+        why.append(f"{chosen.memory_mib} MiB < {memory_mib} MiB needed")
+    if existing:
+        need_cores = next(c for c in range(1, MAX_CORES + 1) if carries(workers_on(c, need.workers), users, upw, share))
+        fit = f"a server with >= {need_cores} cores and >= {memory_mib if not short_cpu else need.memory_mib} MiB"
+    else:
+        fit = ", ".join(f"{t.name} ({t.vcpus} vCPU, {t.memory_mib // 1024} GiB)" for t in
+                        candidates(users, upw, arch if arch != "any" else chosen.arch, full_worker_count)[:3])
+    raise SizingError(
+        f"{'the existing host' if existing else f'instanceType={chosen.name}'} is too small for users={users}: "
+        + "; ".join(why) + ". Would fit: " + fit
+    )
+
+
+def _capacity_reason(chosen: InstanceType, need: Need, workers: int, automatic: bool) -> str:
+    """What the workers carry, and why a capped count is still accepted."""
+    capacity = workers * need.users_per_worker
+    if workers >= need.workers:
+        return f"{workers} HTTP workers carry ~{capacity} users at {need.users_per_worker}/worker"
+    return (
+        f"{chosen.cores} cores cap the HTTP workers at {workers} of {need.workers} needed: "
+        f"{workers} workers carry ~{capacity} users at {need.users_per_worker}/worker "
+        f"({capacity * 100 // need.users} % of {need.users}); the deploy guide accepts this (its own "
+        f"example runs 60 users on 4 CPUs with 8 + 1)"
+        + ("; set fullWorkerCount: true to size for all of them" if automatic else "")
+    )
+
+
+def _postgres_for(chosen: InstanceType, odoo_mib: int) -> tuple[int, PostgresSettings, list[str]]:
+    """PostgreSQL's memory and tuning for the most workers this type may run, not for
+    today's count: its settings then depend on the instance type alone, so changing
+    `users` within a type rewrites odoo.conf and restarts Odoo, never PostgreSQL."""
+    ceiling_workers = max_processes(chosen.cores) - CRON_WORKERS
+    ceiling_odoo_mib = odoo_memory_mib(ceiling_workers + CRON_WORKERS + GEVENT_PROCESSES)
+    pg_mib = max(PG_MIN_MIB, chosen.memory_mib - ceiling_odoo_mib - OS_RESERVE_MIB)
+    pg_mib = min(pg_mib, chosen.memory_mib - odoo_mib - OS_RESERVE_MIB)
+    max_conn = connection_budget(ceiling_workers, CRON_WORKERS)
+    pg = postgres_settings(pg_mib, chosen.vcpus, max_conn)
+    return pg_mib, pg, [
+        f"PostgreSQL is tuned for this type's ceiling of {ceiling_workers} workers, so a users "
+        f"change within the type never restarts it: {chosen.memory_mib} - {ceiling_odoo_mib} "
+        f"(Odoo at the ceiling) - {OS_RESERVE_MIB} (OS) = {pg_mib} MiB: shared_buffers "
+        f"{pg.shared_buffers} MiB, effective_cache_size {pg.effective_cache_size} MiB, "
+        f"work_mem {pg.work_mem} MiB",
+        f"connections: ({ceiling_workers} + {CRON_WORKERS}) x db_maxconn {DB_MAXCONN} + gevent "
+        f"{DB_MAXCONN_GEVENT} + reserve {PG_SUPERUSER_RESERVED + PG_ADMIN_RESERVE} "
+        f"-> max_connections {max_conn}",
+    ]
+
+
+def _memory_limits_mib(chosen: InstanceType, processes: int) -> tuple[int, int, str]:
+    """Per-worker soft/hard limits: the guide's 640/1600 MiB pair, raised (up to
+    1024 MiB soft) when the machine leaves each process more room."""
+    per_process = (chosen.memory_mib - OS_RESERVE_MIB - PG_MIN_MIB) / processes
+    soft = int(min(LIMIT_MEMORY_SOFT_MAX_MIB, max(LIMIT_MEMORY_SOFT_MIB, per_process)) // 64 * 64)
+    hard = int(soft * HARD_OVER_SOFT)
+    return soft, hard, (f"limit_memory_soft {soft} MiB, hard {hard} MiB per worker (virtual memory; "
+                        f"recycled above soft, killed above hard)")
 
 
 def size(
@@ -268,13 +449,13 @@ def size(
     *,
     users_per_worker: int = USERS_PER_WORKER,
     instance_type: str | None = None,
-    arch: str = "any",
+    arch: str = ARCH,
     limit_time_real: int = LIMIT_TIME_REAL,
     limit_time_cpu: int = LIMIT_TIME_CPU,
     host_vcpus: int = 0,
     host_memory_mib: int = 0,
-    host_threads_per_core: int = 1,
-    full_worker_count: bool = False,
+    host_threads_per_core: int = HOST_THREADS_PER_CORE,
+    full_worker_count: bool = FULL_WORKER_COUNT,
 ) -> Sizing:
     """Derive every number of the server for `users` concurrent users.
 
@@ -283,155 +464,37 @@ def size(
     choosing one. `full_worker_count` asks for every worker the users need instead of
     the deploy guide's 80 % share.
     """
-    if users < 1:
-        raise SizingError(f"users must be at least 1 (got {users})")
-    share = share_percent(full_worker_count)
-    ceiling = max_users(users_per_worker, full_worker_count)
-    if users > ceiling:
-        top_workers = max_processes(MAX_CORES) - CRON_WORKERS
-        raise SizingError(
-            f"users={users} is more than one VM can serve: the largest catalogued type "
-            f"({MAX_CORES} cores) runs at most {top_workers} HTTP workers, which carry "
-            f"{top_workers * users_per_worker} users at {users_per_worker} per worker, i.e. "
-            f"{ceiling} users at the accepted {share} %. Split the company across "
-            f"databases/servers or put Odoo behind a load balancer."
-        )
-    if host_vcpus and (host_threads_per_core < 1 or host_vcpus % host_threads_per_core):
-        raise SizingError(
-            f"hostVcpus={host_vcpus} is not a whole number of cores at "
-            f"hostThreadsPerCore={host_threads_per_core}"
-        )
-    needed = workers_needed(users, users_per_worker)
-    full_processes = needed + CRON_WORKERS + GEVENT_PROCESSES
-    req_cores = cores_for(needed + CRON_WORKERS)
-    req_mem = memory_needed_mib(odoo_memory_mib(full_processes))
-    allow_burstable = burstable_allowed(users, users_per_worker)
-    reasons = [
-        f"{users} users / {users_per_worker} per worker -> {math.ceil(users / users_per_worker)}"
-        f" HTTP workers needed (minimum {MIN_HTTP_WORKERS}): {needed}",
-        f"Odoo's rule counts CPU cores, not vCPUs: at most 2 x cores + 1 worker processes, "
-        f"cron included (an Intel vCPU is one of the two threads of a core; a Graviton or "
-        f"AMD c7a/m7a vCPU is a whole core); {needed} HTTP + {CRON_WORKERS} cron = "
-        f"{needed + CRON_WORKERS} processes would need {req_cores} cores",
-        f"RAM: {full_processes} processes (HTTP, cron, gevent) x {MIB_PER_PROCESS:.1f} MiB"
-        f" = {odoo_memory_mib(full_processes)} MiB for Odoo, + PostgreSQL"
-        f" >= {req_mem - odoo_memory_mib(full_processes) - OS_RESERVE_MIB} MiB"
-        f" + OS {OS_RESERVE_MIB} MiB = {req_mem} MiB at the full count",
-    ]
-
+    _check_request(users, users_per_worker, full_worker_count, host_vcpus, host_threads_per_core)
+    need = Need.of(users, users_per_worker)
     existing = bool(host_vcpus and host_memory_mib)
     if existing:
-        chosen = InstanceType("existing-host", host_vcpus, host_memory_mib, "any", 0.0, False,
-                              host_threads_per_core)
-        reasons.append(
-            f"existing server with {host_vcpus} vCPU = {chosen.cores} cores x "
-            f"{host_threads_per_core} thread(s) and {host_memory_mib} MiB (stack settings; the "
-            f"first remote step compares them with the server's lscpu and /proc/meminfo)"
-        )
+        chosen, why_chosen = _existing_host(host_vcpus, host_memory_mib, host_threads_per_core)
     elif instance_type is None:
-        found = candidates(users, users_per_worker, arch, full_worker_count)
-        if not found:
-            raise SizingError(
-                f"no catalogued {arch if arch != 'any' else ''} instance type serves "
-                f"users={users} ({needed} workers needed, {share} % accepted)"
-            )
-        chosen = found[0]
-        reasons.append(
-            f"cheapest type whose workers carry >= {share} % of the users and whose RAM holds "
-            f"them{'' if allow_burstable else ' (not burstable: the full need is above 2 cores)'}"
-            f"{'' if arch == 'any' else f' on {arch}'}: {chosen.name} ({chosen.vcpus} vCPU = "
-            f"{chosen.cores} cores x {chosen.threads_per_core} thread(s)) at ${chosen.usd_per_hour}/h"
-        )
+        chosen, why_chosen = _cheapest(need, arch, full_worker_count)
     else:
-        chosen = BY_NAME.get(instance_type)
-        if chosen is None:
-            raise SizingError(
-                f"instanceType={instance_type!r} is not in the catalogue; allowed: "
-                + ", ".join(t.name for t in CATALOGUE)
-            )
-        reasons.append(f"instanceType {chosen.name} set in the stack ({chosen.vcpus} vCPU = "
-                       f"{chosen.cores} cores x {chosen.threads_per_core} thread(s))")
+        chosen, why_chosen = _forced_type(instance_type)
 
-    workers = workers_on(chosen.cores, needed)
+    workers = workers_on(chosen.cores, need.workers)
     processes = workers + CRON_WORKERS + GEVENT_PROCESSES
     odoo_mib = odoo_memory_mib(processes)
     mem_need = memory_needed_mib(odoo_mib)
     if instance_type is not None or existing:
-        short_cpu = not carries(workers, users, users_per_worker, share)
-        short_mem = chosen.memory_mib < mem_need
-        if short_cpu or short_mem:
-            fit = candidates(users, users_per_worker, arch if arch != "any" else chosen.arch,
-                             full_worker_count)[:3]
-            why = []
-            if short_cpu:
-                why.append(
-                    f"{chosen.vcpus} vCPU = {chosen.cores} cores allow {workers} HTTP workers, about "
-                    f"{workers * users_per_worker} users (< {share} % of {users})"
-                )
-            if short_mem:
-                why.append(f"{chosen.memory_mib} MiB < {mem_need} MiB needed")
-            need_cores = next(c for c in range(1, MAX_CORES + 1)
-                              if carries(workers_on(c, needed), users, users_per_worker, share))
-            raise SizingError(
-                f"{'the existing host' if existing else f'instanceType={instance_type}'} is too small for users={users}: "
-                + "; ".join(why)
-                + ". Would fit: "
-                + (f"a server with >= {need_cores} cores and >= {mem_need if not short_cpu else req_mem} MiB"
-                   if existing else
-                   ", ".join(f"{t.name} ({t.vcpus} vCPU, {t.memory_mib // 1024} GiB)" for t in fit))
-            )
-    capacity = workers * users_per_worker
-    if workers < needed:
-        reasons.append(
-            f"{chosen.cores} cores cap the HTTP workers at {workers} of {needed} needed: "
-            f"{workers} workers carry ~{capacity} users at {users_per_worker}/worker "
-            f"({capacity * 100 // users} % of {users}); the deploy guide accepts this (its own "
-            f"example runs 60 users on 4 CPUs with 8 + 1)"
-            + ("" if existing or instance_type is not None else
-               "; set fullWorkerCount: true to size for all of them")
-        )
-    else:
-        reasons.append(f"{workers} HTTP workers carry ~{capacity} users at {users_per_worker}/worker")
-    reasons.append(
+        _check_machine_fits(chosen, need, workers, mem_need, arch, full_worker_count, existing)
+    pg_mib, pg, pg_reasons = _postgres_for(chosen, odoo_mib)
+    soft_mib, hard_mib, limits_reason = _memory_limits_mib(chosen, processes)
+    reasons = need.reasons() + [
+        why_chosen,
+        _capacity_reason(chosen, need, workers, automatic=not existing and instance_type is None),
         "workers = 0 (Odoo's threaded mode, one process and one connection pool for all) is "
-        "never what this sizing produces: the multi-process mode is what holds the load"
-    )
-
-    # PostgreSQL is tuned for the most workers this type may run, not for today's count:
-    # its settings then depend on the instance type alone, so changing `users` within a
-    # type rewrites odoo.conf and restarts Odoo, never PostgreSQL.
-    ceiling_workers = max_processes(chosen.cores) - CRON_WORKERS
-    ceiling_odoo_mib = odoo_memory_mib(ceiling_workers + CRON_WORKERS + GEVENT_PROCESSES)
-    pg_mib = max(PG_MIN_MIB, chosen.memory_mib - ceiling_odoo_mib - OS_RESERVE_MIB)
-    pg_mib = min(pg_mib, chosen.memory_mib - odoo_mib - OS_RESERVE_MIB)
-    max_conn = connection_budget(ceiling_workers, CRON_WORKERS)
-    pg = postgres_settings(pg_mib, chosen.vcpus, max_conn)
-    reasons.append(
-        f"PostgreSQL is tuned for this type's ceiling of {ceiling_workers} workers, so a users "
-        f"change within the type never restarts it: {chosen.memory_mib} - {ceiling_odoo_mib} "
-        f"(Odoo at the ceiling) - {OS_RESERVE_MIB} (OS) = {pg_mib} MiB: shared_buffers "
-        f"{pg.shared_buffers} MiB, effective_cache_size {pg.effective_cache_size} MiB, "
-        f"work_mem {pg.work_mem} MiB"
-    )
-    reasons.append(
-        f"connections: ({ceiling_workers} + {CRON_WORKERS}) x db_maxconn {DB_MAXCONN} + gevent "
-        f"{DB_MAXCONN_GEVENT} + reserve {PG_SUPERUSER_RESERVED + PG_ADMIN_RESERVE} "
-        f"-> max_connections {max_conn}"
-    )
-
-    per_process = (chosen.memory_mib - OS_RESERVE_MIB - PG_MIN_MIB) / processes
-    soft_mib = int(min(LIMIT_MEMORY_SOFT_MAX_MIB, max(LIMIT_MEMORY_SOFT_MIB, per_process)) // 64 * 64)
-    hard_mib = int(soft_mib * HARD_OVER_SOFT)
-    reasons.append(
-        f"limit_memory_soft {soft_mib} MiB, hard {hard_mib} MiB per worker (virtual memory; "
-        f"recycled above soft, killed above hard)"
-    )
-    proxy_timeout = limit_time_real + PROXY_TIMEOUT_MARGIN
+        "never what this sizing produces: the multi-process mode is what holds the load",
+        *pg_reasons,
+        limits_reason,
+    ]
     mib = 1024 * 1024
     return Sizing(
         users=users,
         users_per_worker=users_per_worker,
-        workers_needed=needed,
+        workers_needed=need.workers,
         workers=workers,
         max_cron_threads=CRON_WORKERS,
         processes=processes,
@@ -446,10 +509,10 @@ def size(
         odoo_memory_mib=odoo_mib,
         postgres_memory_mib=pg_mib,
         required_memory_mib=mem_need,
-        required_vcpus=req_cores * chosen.threads_per_core,
-        required_cores=req_cores,
-        capacity_users=capacity,
-        capacity_share_percent=share,
+        required_vcpus=need.cores * chosen.threads_per_core,
+        required_cores=need.cores,
+        capacity_users=workers * users_per_worker,
+        capacity_share_percent=share_percent(full_worker_count),
         full_worker_count=full_worker_count,
         limit_memory_soft=soft_mib * mib,
         limit_memory_hard=hard_mib * mib,
@@ -461,7 +524,7 @@ def size(
         limit_request=LIMIT_REQUEST,
         db_maxconn=DB_MAXCONN,
         db_maxconn_gevent=DB_MAXCONN_GEVENT,
-        proxy_timeout=proxy_timeout,
+        proxy_timeout=limit_time_real + PROXY_TIMEOUT_MARGIN,
         postgres=pg,
         reasons=tuple(reasons),
     )

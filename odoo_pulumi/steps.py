@@ -27,10 +27,11 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 
-from odoo_pulumi import backup
-from odoo_pulumi.render import ACME_ROOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start, without_demo_arg
+from odoo_pulumi import adminhash, backup
+from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start,
+                                without_demo_arg)
 from odoo_pulumi.server_files import ServerFile
-from odoo_pulumi.settings import ROOT, Settings
+from odoo_pulumi.settings import ROOT, Settings, SettingsError
 from odoo_pulumi.templating import environment
 
 TEMPLATES = ROOT / "templates" / "scripts"
@@ -56,6 +57,9 @@ HEALTH_TIMEOUT_S = 300
 # it on the server, where operators can run it too (`sudo odoo-acceptance --help`).
 ACCEPTANCE_SOURCE = ROOT / "odoo_pulumi" / "acceptance.py"
 ACCEPTANCE_PATH = "/usr/local/sbin/odoo-acceptance"
+# The administrator passwords' hashing (odoo_pulumi/adminhash.py, stdlib only), run by
+# odoo-config with the server's Python: the program never computes a PBKDF2.
+ADMINHASH_SOURCE = ROOT / "odoo_pulumi" / "adminhash.py"
 # A cron worker polls every 60-70 s: a scheduled action has run within this wait.
 CRON_WAIT_S = 150
 
@@ -125,8 +129,8 @@ def plan(s: Settings) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-# Steps that carry a secret value other than a file: odoo-config sets the administrator
-# user's password hash.
+# Steps that carry a secret value other than a file: odoo-config hashes the master password
+# and the administrator user's password on the server.
 SECRET_VALUE_STEPS = frozenset({"odoo-config"})
 
 
@@ -339,11 +343,14 @@ def secret_texts(step: Step, files: Mapping[str, Any]) -> list[str]:
     return sorted(out, key=len, reverse=True)
 
 
-def _guarded_texts(step: Step, files: Mapping[str, Any], admin_user_hash: str) -> list[str]:
-    """secret_texts, plus the administrator's password hash that odoo-config stores."""
+def _guarded_texts(step: Step, files: Mapping[str, Any], passwords: tuple[str, ...]) -> list[str]:
+    """secret_texts, plus the passwords odoo-config carries, as text and base64."""
     out = secret_texts(step, files)
-    if step.name == "odoo-config" and out and admin_user_hash not in out:
-        out = sorted([*out, admin_user_hash], key=len, reverse=True)
+    if step.name in SECRET_VALUE_STEPS:
+        extra = [t for pw in passwords for t in (pw, base64.b64encode(pw.encode()).decode())]
+        # Longest first, ties in text order: the same bytes on every run (a set's order
+        # changes with Python's hash seed, and so would the script).
+        out = sorted(set(out) | set(extra), key=lambda text: (-len(text), text))
     return out
 
 
@@ -374,7 +381,8 @@ def _contexts(
     host: str,
     archive_sha256: str | None,
     data_volume_id: str | None,
-    admin_user_hash: str,
+    admin_password: str,
+    admin_user_password: str,
     backup_destination: backup.Destination,
 ) -> dict[str, dict[str, Any]]:
     """The template data of each step: only what that step uses."""
@@ -429,7 +437,14 @@ def _contexts(
             "umask": ODOO_UMASK,
             "conf_path": ODOO_CONF,
             "admin_login": s.admin_login,
-            "admin_user_hash": admin_user_hash,
+            # The passwords travel base64-encoded in this secret script and reach the
+            # server's Python on stdin; the hashes are made (or kept) there.
+            "admin_password_b64": base64.b64encode(admin_password.encode()).decode(),
+            "admin_user_password_b64": base64.b64encode(admin_user_password.encode()).decode(),
+            "passwd_slot": ADMIN_PASSWD_SLOT,
+            "python": exec_start(s)[0],
+            "adminhash_b64": base64.b64encode(ADMINHASH_SOURCE.read_bytes()).decode(),
+            "hash_rounds": adminhash.ROUNDS,
         },
         "nginx": {
             "site": files["nginx-site"].template_data(),
@@ -462,25 +477,29 @@ def render_scripts(
     files: Mapping[str, Any],
     *,
     host: str,
-    admin_user_hash: str | None,
+    admin_password: str | None,
+    admin_user_password: str | None,
     archive_sha256: str | None = None,
     data_volume_id: str | None = None,
     backup_destination: backup.Destination | None = None,
 ) -> dict[str, str]:
-    """Every step's script for these settings and server files, in plan order; with
-    `admin_user_hash=None`, only the plain steps' (those that embed no secret): the
-    program renders them from plain inputs, so that they stay plain Outputs.
+    """Every step's script for these settings and server files, in plan order; with both
+    passwords None, only the plain steps' (those that embed no secret): the program
+    renders them from plain inputs, so that they stay plain Outputs.
 
     `files` is `render.server_files(...)`; `host` is the address health checks by (the
     Host header when there is no domain); `archive_sha256` is the uploaded archive's
     hash (odooSource archive); `data_volume_id` the EBS volume (target aws);
-    `admin_user_hash` is `render.admin_user_hash(adminUserPassword, stack)`, what
-    odoo-config stores as the administrator's password (a secret: odoo-config is one);
+    `admin_password` and `admin_user_password` are the adminPassword and
+    adminUserPassword secrets: odoo-config (a secret step) hashes them on the server;
     `backup_destination` is what `backup.server_files` rendered for (target aws: the
     stack's bucket, `backup.destination(s, bucket, region)`; target host: the setting's,
     the default).
     """
-    steps = tuple(st for st in plan(s) if admin_user_hash is not None or not step_is_secret(st))
+    if (admin_password is None) != (admin_user_password is None):
+        raise ValueError("admin_password and admin_user_password: both (every step) or neither (the plain steps)")
+    with_secrets = admin_password is not None
+    steps = tuple(st for st in plan(s) if with_secrets or not step_is_secret(st))
     for step in steps:
         for key in step.embeds:
             if key not in files:
@@ -491,14 +510,19 @@ def render_scripts(
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
         raise ValueError("target aws needs the data volume id")
-    if admin_user_hash is not None and not re.fullmatch(
-            r"\$pbkdf2-sha512\$\d+\$[A-Za-z0-9./]+\$[A-Za-z0-9./]+", admin_user_hash):
-        raise ValueError("admin_user_hash must be a pbkdf2_sha512 hash (render.admin_user_hash), never a password")
+    if with_secrets:
+        for key, value in (("adminPassword", admin_password), ("adminUserPassword", admin_user_password)):
+            if not value:
+                raise SettingsError(f"setting {key} is empty: set a real secret")
+        if ADMIN_PASSWD_SLOT not in files["odoo.conf"].content:
+            raise ValueError("odoo.conf must hold render.ADMIN_PASSWD_SLOT: the server fills in the hash")
 
     if s.target == "aws" and backup_destination is None:
         raise ValueError("target aws needs the backup destination: backup.destination(s, bucket, region)")
     backup_destination = backup_destination or backup.destination(s)
-    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_user_hash, backup_destination)
+    ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password or "", admin_user_password or "",
+                    backup_destination)
+    passwords = (admin_password, admin_user_password) if with_secrets else ()
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}
@@ -509,7 +533,7 @@ def render_scripts(
         if step.name == "health":
             extra["fingerprint"] = "inputs " + _fingerprint(*scripts.values())
         scripts[step.name] = _env.get_template(f"{step.name}.sh.j2").render(
-            step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, admin_user_hash),
+            step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, passwords),
             **ctx[step.name], **extra
         )
     return scripts

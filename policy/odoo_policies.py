@@ -5,8 +5,9 @@ Each `validate_*` function takes pulumi_policy's (args, report_violation) and on
 `args.opts.protect`, so tests call it with small fakes and no engine. `POLICIES` wraps
 them for `PolicyPack` in `__main__.py`.
 
-The sizing check imports `odoo_pulumi.sizing` from the repository: the pack's
-`__main__.py` puts the repository root on `sys.path` before importing this module.
+The sizing check imports `odoo_pulumi.sizing`, the stack-config check
+`odoo_pulumi.settings`, from the repository: the pack's `__main__.py` puts the
+repository root on `sys.path` before importing this module.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 
 from odoo_pulumi.checks import WIDE_SHARE_BITS, wide_ranges
 from odoo_pulumi.instance_types import BY_NAME
+from odoo_pulumi.project import ROOT
+from odoo_pulumi.settings import lint_config, lint_stack_file
 from odoo_pulumi.sizing import USERS_PER_WORKER, SizingError, size
 
 PROJECT = "odoo-pulumi"
@@ -47,13 +50,38 @@ def ssh_from_anywhere_allowed(environ: Mapping[str, str] = os.environ) -> bool:
     PULUMI_CONFIG (the same way it hands it to the program), so the opt-in is the very
     setting the operator wrote, not something any resource could claim for itself.
     """
+    config = stack_config(environ)
+    value = config.get(SSH_OPT_IN_KEY, config.get(f"{PROJECT}:config:allowSshFromAnywhere", "false"))
+    return str(value).strip().lower() == "true"
+
+
+def stack_config(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """The stack's configuration as the engine hands it to the pack (PULUMI_CONFIG,
+    JSON of namespaced keys to strings; secrets decrypted); {} when absent or unreadable."""
     raw = environ.get("PULUMI_CONFIG", "")
     try:
         config = json.loads(raw) if raw else {}
     except json.JSONDecodeError:
-        return False
-    value = config.get(SSH_OPT_IN_KEY, config.get(f"{PROJECT}:config:allowSshFromAnywhere", "false"))
-    return str(value).strip().lower() == "true"
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def validate_stack_config(args: Any, report_violation: Report, environ: Mapping[str, str] = os.environ) -> None:
+    """The stack's config: every key of the project declared in Pulumi.yaml with a value
+    its key allows, and no secret in plain text in the stack file.
+
+    The config is what the engine hands the pack; it holds secrets decrypted and
+    pulumi_policy (1.21) keeps no list of which keys were secret, so whether a secret
+    was stored encrypted is judged from stacks/Pulumi.<stack>.yaml when it is there
+    (the same lint as `make lint-stacks`). Secret values are never judged nor shown.
+    """
+    problems = lint_config(stack_config(environ), "stack config", secrets_marked=False)
+    stack = environ.get("PULUMI_STACK", "").rsplit("/", 1)[-1]
+    path = ROOT / "stacks" / f"Pulumi.{stack}.yaml"
+    if stack and path.is_file():
+        problems += [p for p in lint_stack_file(path) if p.kind == "plain-secret"]
+    for problem in problems:
+        report_violation(str(problem))
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -257,5 +285,9 @@ def policies() -> list:
         StackValidationPolicy(
             name="no-public-admin-ports-union", description=(validate_admin_ports_union.__doc__ or "").strip(),
             validate=validate_admin_ports_union, enforcement_level=EnforcementLevel.MANDATORY,
+        ),
+        StackValidationPolicy(
+            name="stack-config-declared", description=(validate_stack_config.__doc__ or "").strip(),
+            validate=validate_stack_config, enforcement_level=EnforcementLevel.MANDATORY,
         ),
     ]

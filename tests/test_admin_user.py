@@ -1,34 +1,24 @@
-"""The administrator user's settings, hash and step, without a server.
+"""The administrator user's settings and step, without a server.
 
-adminUserPassword is a required secret that reaches the server only as a pbkdf2_sha512
-hash Odoo 19's CryptContext verifies without rehashing; adminLogin is validated; the
-odoo-config step sets both and the health step ships and runs odoo-acceptance.
+adminUserPassword is a required secret that rides only in the (secret) odoo-config
+script, base64-encoded, and is stored as the pbkdf2_sha512 hash the server computes
+(tests/test_adminhash.py: the hash Odoo 19's CryptContext verifies without rehashing);
+adminLogin is validated; the odoo-config step sets both and the health step ships and
+runs odoo-acceptance.
 """
 
 import base64
 import re
 
 import pytest
-from passlib.context import CryptContext
 
 from odoo_pulumi import acceptance, backup, steps
-from odoo_pulumi.render import admin_passwd_hash, admin_user_hash, server_files
+from odoo_pulumi.render import server_files
 from odoo_pulumi.settings import SettingsError, load_settings, sizing_for
 from tests.conftest import host_settings
 
-# Odoo 19's res_users._crypt_context() (odoo/addons/base/models/res_users.py), MIN_ROUNDS 600000.
-ODOO_CRYPT = CryptContext(["pbkdf2_sha512", "plaintext"], deprecated=["auto"], pbkdf2_sha512__rounds=600_000)
 PASSWORD = "administrator user password"
-
-
-def test_admin_user_hash_is_what_odoo_verifies_and_keeps():
-    h = admin_user_hash(PASSWORD, "small", key="test-key")
-    assert ODOO_CRYPT.verify_and_update(PASSWORD, h) == (True, None), "Odoo would rehash it at each login"
-    assert not ODOO_CRYPT.verify("admin", h)
-    assert h == admin_user_hash(PASSWORD, "small", key="test-key"), "a re-run must find the same hash"
-    assert h != admin_user_hash(PASSWORD, "large", key="test-key") and h != admin_passwd_hash(PASSWORD, "small", key="test-key")
-    with pytest.raises(SettingsError, match="adminUserPassword is empty"):
-        admin_user_hash("", "small", key="test-key")
+MASTER = "the master password"
 
 
 def test_admin_user_password_is_a_required_secret():
@@ -54,34 +44,40 @@ def test_admin_login_refuses_anything_else(login):
         assert f"setting adminLogin={shown} is invalid: expected an e-mail address" in str(e.value)
 
 
-def _scripts(s, user_hash=None):
-    files = {**server_files(s, sizing_for(s), admin_passwd_hash("master", s.stack, key="test-key")), **backup.server_files(s)}
-    return steps.render_scripts(s, files, host="10.0.0.5",
-                                admin_user_hash=user_hash or admin_user_hash(PASSWORD, s.stack, key="test-key"))
+def _scripts(s, user_password=PASSWORD, master=MASTER):
+    files = {**server_files(s, sizing_for(s)), **backup.server_files(s)}
+    return steps.render_scripts(s, files, host="10.0.0.5", admin_password=master, admin_user_password=user_password)
 
 
-def test_odoo_config_sets_login_and_hash_never_the_password():
+def test_odoo_config_carries_the_password_encoded_and_hashes_it_on_the_server():
     s = host_settings(adminLogin="boss@example.com")
     scripts = _scripts(s)
     config = scripts["odoo-config"]
-    assert admin_user_hash(PASSWORD, s.stack, key="test-key") in config and "admin_login=boss@example.com" in config
+    encoded = base64.b64encode(PASSWORD.encode()).decode()
+    assert f"admin_user_pw_b64={encoded}" in config and "admin_login=boss@example.com" in config
     for name, text in scripts.items():
         assert PASSWORD not in text, name
+        assert encoded not in text or name == "odoo-config", name
     assert "base" in config and "user_admin" in config
-    # the hash goes to psql on stdin (\set), never as a -v argument
+    # the server's Python hashes it (the source of odoo_pulumi/adminhash.py, shipped in the
+    # script), the password on its stdin; the hash goes to psql on stdin (\set), never as
+    # a -v argument
+    assert base64.b64encode(steps.ADMINHASH_SOURCE.read_bytes()).decode() in config
+    assert 'user_hash=$(admin_hash "$admin_user_pw_b64" "$current_hash")' in config
     assert not re.search(r"psql[^\n]*-v\s+hash", config)
     assert steps.step_embeds_secret(next(st for st in steps.plan(s) if st.name == "odoo-config"))
 
 
-def test_a_clear_password_is_refused_as_the_hash():
-    with pytest.raises(ValueError, match="must be a pbkdf2_sha512 hash"):
-        _scripts(host_settings(), user_hash="admin")
+@pytest.mark.parametrize("which", ["adminPassword", "adminUserPassword"])
+def test_an_empty_password_is_refused_by_name(which):
+    with pytest.raises(SettingsError, match=f"setting {which} is empty"):
+        _scripts(host_settings(), **({"master": ""} if which == "adminPassword" else {"user_password": ""}))
 
 
 def test_new_secret_or_login_changes_only_odoo_config_and_health():
     s = host_settings()
     a = _scripts(s)
-    b = _scripts(s, admin_user_hash("another password", s.stack, key="test-key"))
+    b = _scripts(s, "another password")
     c = _scripts(host_settings(adminLogin="boss@example.com"))
     assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
     assert {k for k in a if a[k] != c[k]} == {"odoo-config", "health"}

@@ -31,8 +31,8 @@ from odoo_pulumi.settings import ROOT, sizing_for
 from tests.conftest import assert_shell_clean, host_settings, stack_settings
 
 BUCKET = "odoo-backups-small-0a1b2c3"
-# The form of render.admin_user_hash (the steps check it), without its 600,000 rounds.
-FAKE_USER_HASH = "$pbkdf2-sha512$600000$c2FsdA$aGFzaA"
+# The passwords odoo-config carries (hashed on the server, never here).
+FAKE_PASSWORD = "not a real secret"
 
 
 def aws_files(stack="small", **over):
@@ -45,9 +45,9 @@ def backup_step(s, files, dest=None) -> str:
     `files` (backup.server_files) merged with render's and sent to `dest`."""
     if dest is None and s.target == "aws":
         dest = backup.destination(s, BUCKET, "eu-west-1")
-    all_files = {**render.server_files(s, sizing_for(s), "x"), **files}
+    all_files = {**render.server_files(s, sizing_for(s)), **files}
     return steps.render_scripts(
-        s, all_files, host="203.0.113.10", admin_user_hash=FAKE_USER_HASH,
+        s, all_files, host="203.0.113.10", admin_password=FAKE_PASSWORD, admin_user_password=FAKE_PASSWORD,
         archive_sha256="0" * 64 if s.odoo_source == "archive" else None,
         data_volume_id="vol-0123456789abcdef0" if s.target == "aws" else None, backup_destination=dest,
     )["backup"]
@@ -329,8 +329,8 @@ def test_step_needs_the_backup_files():
     script that silently installs nothing."""
     s = host_settings()
     with pytest.raises(ValueError, match="odoo-backup"):
-        steps.render_scripts(s, render.server_files(s, sizing_for(s), "x"), host="203.0.113.10",
-                             admin_user_hash=FAKE_USER_HASH)
+        steps.render_scripts(s, render.server_files(s, sizing_for(s)), host="203.0.113.10",
+                             admin_password=FAKE_PASSWORD, admin_user_password=FAKE_PASSWORD)
 
 
 def test_step_takes_the_destination_it_is_given():
@@ -339,7 +339,7 @@ def test_step_takes_the_destination_it_is_given():
     s, files = aws_files()
     with pytest.raises(ValueError, match="target aws needs the backup destination"):
         steps.render_scripts(
-            s, {**render.server_files(s, sizing_for(s), "x"), **files}, host="h", admin_user_hash=FAKE_USER_HASH,
+            s, {**render.server_files(s, sizing_for(s)), **files}, host="h", admin_password=FAKE_PASSWORD, admin_user_password=FAKE_PASSWORD,
             data_volume_id="vol-0123456789abcdef0")
     script = backup_step(s, files, dest=backup.destination(s, "another-bucket", "eu-west-1"))
     assert "# Nightly backups to s3://another-bucket/small/:" in script

@@ -97,6 +97,8 @@ ACCEPTED: dict[tuple[str, str, str], str] = {
     ("*", "odoo-backup", "stdin"): "issue 12: odoo-restore is a Python program in files/ (was bash in a "
                                    "template), shipped by the backup step",
     ("*", "odoo-health", "stdin"): "health carries a fingerprint of every other step's script",
+    ("*", "odoo-odoo-config", "stdin"): "issue 13: odoo-config carries the administrator passwords and hashes "
+                                        "them on the server (odoo.conf rendered with a slot for the hash)",
 }
 
 

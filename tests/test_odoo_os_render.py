@@ -6,7 +6,6 @@ FAKE Odoo, these pin the decisions in the rendered text, fast.
 """
 
 import configparser
-import inspect
 import re
 import shutil
 import subprocess
@@ -35,13 +34,11 @@ def source_settings(tmp_path, **over):
 
 
 def scripts_for(s):
-    files = render.server_files(s, sizing_for(s), "x")
+    files = render.server_files(s, sizing_for(s))
     from odoo_pulumi import backup
     files.update(backup.server_files(s))
-    extra = {}
-    if "admin_user_hash" in inspect.signature(steps.render_scripts).parameters:  # the admin user's branch
-        extra["admin_user_hash"] = render.admin_user_hash("not-a-secret", "test", key="test-key")
-    return steps.render_scripts(s, files, host="10.0.0.5", archive_sha256="0" * 64 if s.odoo_archive else None, **extra)
+    return steps.render_scripts(s, files, host="10.0.0.5", archive_sha256="0" * 64 if s.odoo_archive else None,
+                                admin_password="not-a-secret-master", admin_user_password="not-a-secret-user")
 
 
 def test_unit_allows_only_the_resource_calls_odoo_makes():

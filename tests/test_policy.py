@@ -365,7 +365,7 @@ def test_pack_runs_as_the_engine_starts_it():
     from google.protobuf import empty_pb2, struct_pb2
     from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
-    env = {**os.environ, "PULUMI_CONFIG": json.dumps({"aws:region": "eu-west-1"})}
+    env = {**os.environ, "PULUMI_CONFIG": json.dumps({"aws:region": "eu-west-1", "odoo-pulumi:usres": "15"})}
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", "."],
         cwd=ROOT / "policy", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -379,7 +379,8 @@ def test_pack_runs_as_the_engine_starts_it():
             assert info.name == "odoo-pulumi"
             assert {p.name for p in info.policies} == {
                 "no-public-admin-ports", "imdsv2-required", "encrypted-storage",
-                "data-volume-protected", "instance-fits-users", "no-public-admin-ports-union"}
+                "data-volume-protected", "instance-fits-users", "no-public-admin-ports-union",
+                "stack-config-declared"}
 
             def analyze(typ, props, protect=False):
                 s = struct_pb2.Struct()
@@ -404,6 +405,10 @@ def test_pack_runs_as_the_engine_starts_it():
             # An address unknown until apply is reported as not checkable, never as a pass.
             unknown = analyze(P.SG_INGRESS_RULE, vpc_rule("tcp", 22, 22, v4=UNKNOWN_STRING))
             assert [n for n, m in unknown if "during preview" in m] == ["no-public-admin-ports"]
+            # The stack's config as the engine hands it over: a misspelt key fails the stack.
+            stack = stub.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[]), timeout=30).diagnostics
+            assert [(d.policyName, "odoo-pulumi:usres: unknown setting; did you mean users?" in d.message)
+                    for d in stack] == [("stack-config-declared", True)]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

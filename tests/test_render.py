@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from passlib.context import CryptContext
 
 from odoo_pulumi import render
 from odoo_pulumi.settings import sizing_for
@@ -55,35 +54,18 @@ def test_addons_path_per_source(tmp_path):
     assert "ExecStart=/opt/odoo/venv/bin/python3 /opt/odoo/src/odoo-bin -c /etc/odoo/odoo.conf" in unit
 
 
-def test_admin_password_hash_is_stable_and_odoo_accepts_it():
-    """Same password, same file (no needless restart); passlib (Odoo's checker) verifies it."""
-    h1 = render.admin_passwd_hash("correct horse", "small", key="stack secret")
-    assert h1 == render.admin_passwd_hash("correct horse", "small", key="stack secret")
-    assert h1 != render.admin_passwd_hash("correct horse", "large", key="stack secret")
-    assert h1.startswith("$pbkdf2-sha512$600000$") and "correct horse" not in h1
-    ctx = CryptContext(["pbkdf2_sha512", "plaintext"])  # Odoo's own context for admin_passwd
-    assert ctx.identify(h1) == "pbkdf2_sha512"
-    assert ctx.verify("correct horse", h1) and not ctx.verify("wrong", h1)
-
-
-def test_admin_password_salt_needs_the_stack_secret():
-    """Issue 11.8: knowing the stack name and a guess is not enough to compute the hash
-    ahead of time: the salt depends on a secret of the stack (its SSH private key)."""
-    import hashlib
-    import hmac
-    from passlib.hash import pbkdf2_sha512
-    h = render.admin_passwd_hash("correct horse", "small", key="-----BEGIN KEY-----\nsecret\n")
-    assert h != render.admin_passwd_hash("correct horse", "small", key="another key")
-    # The former public construction (a fixed key known to all) no longer gives this hash.
-    public_salt = hmac.new(b"odoo-pulumi admin_passwd", b"small\0correct horse", hashlib.sha256).digest()[:16]
-    assert h != pbkdf2_sha512.using(salt=public_salt, rounds=render.PBKDF2_ROUNDS).hash("correct horse")
-    with pytest.raises(ValueError):
-        render.admin_passwd_hash("correct horse", "small", key="")
+def test_odoo_conf_holds_the_slot_never_a_password_or_hash(small):
+    """The program renders odoo.conf without hashing (issue 13): admin_passwd is the slot
+    the odoo-config step fills on the server with the pbkdf2_sha512 hash."""
+    s, z = small
+    text = render.server_files(s, z)["odoo.conf"].content
+    assert conf(s, z, render.ADMIN_PASSWD_SLOT)["admin_passwd"] == render.ADMIN_PASSWD_SLOT
+    assert f"admin_passwd = {render.ADMIN_PASSWD_SLOT}\n" in text and "$pbkdf2" not in text
 
 
 def test_odoo_conf_is_secret_and_private(small):
     s, z = small
-    f = render.server_files(s, z, "HASH")["odoo.conf"]
+    f = render.server_files(s, z)["odoo.conf"]
     assert (f.path, f.owner, f.group, f.mode, f.secret) == ("/etc/odoo/odoo.conf", "root", "odoo", 0o640, True)
 
 
@@ -209,13 +191,13 @@ def test_postgres_tuning(small):
     assert "listen_addresses = 'localhost'" in text
     assert f"max_connections = {z.postgres.max_connections}" in text
     assert f"shared_buffers = {z.postgres.shared_buffers}MB" in text
-    f = render.server_files(s, z, "x")["postgresql-tuning"]
+    f = render.server_files(s, z)["postgresql-tuning"]
     assert f.path == "/etc/postgresql/16/main/conf.d/90-odoo-pulumi.conf"
 
 
 def test_render_is_deterministic(small):
     s, z = small
-    assert render.server_files(s, z, "h") == render.server_files(s, z, "h")
+    assert render.server_files(s, z) == render.server_files(s, z)
 
 
 def test_render_cli_writes_the_tree(tmp_path):
@@ -225,7 +207,7 @@ def test_render_cli_writes_the_tree(tmp_path):
     conf_path = tmp_path / "etc/odoo/odoo.conf"
     assert str(conf_path) in out.stdout
     text = conf_path.read_text()
-    assert f"admin_passwd = {render.SECRET_PLACEHOLDER}" in text
+    assert f"admin_passwd = {render.ADMIN_PASSWD_SLOT}" in text
     assert oct(conf_path.stat().st_mode & 0o777) == "0o640"
     for rel in ("etc/systemd/system/odoo.service", "etc/nginx/sites-available/odoo",
                 "etc/nginx/sites-available/odoo-acme", "etc/postgresql/16/main/conf.d/90-odoo-pulumi.conf",
@@ -243,5 +225,5 @@ def test_users_change_within_a_type_touches_only_odoo_conf():
     a, b = host_settings(users=15), host_settings(users=19)
     za, zb = sizing_for(a), sizing_for(b)
     assert za.instance_type == zb.instance_type and za.workers != zb.workers
-    fa, fb = render.server_files(a, za, "h"), render.server_files(b, zb, "h")
+    fa, fb = render.server_files(a, za), render.server_files(b, zb)
     assert [k for k in fa if fa[k] != fb[k]] == ["odoo.conf"]

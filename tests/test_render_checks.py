@@ -27,7 +27,7 @@ def need(tool):
 def rendered(request):
     s = host_settings(users=60) if request.param == "host" else stack_settings(request.param)
     z = sizing_for(s)
-    return s, z, render.server_files(s, z, render.admin_passwd_hash("pw", s.stack, key="test-key"))
+    return s, z, render.server_files(s, z)
 
 
 def test_nginx_accepts_the_site(rendered, tmp_path):
@@ -125,7 +125,7 @@ def test_postgres_starts_with_the_tuning(stack, pg_tmp):
     through SHOW, so a typo or a unit PostgreSQL refuses is caught here."""
     s = stack_settings(stack)
     z = sizing_for(s)
-    tuning = render.server_files(s, z, "x")["postgresql-tuning"].content
+    tuning = render.server_files(s, z)["postgresql-tuning"].content
     bindir = pg_bin()
     user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     run_as = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []

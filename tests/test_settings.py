@@ -3,6 +3,7 @@ the setting, the value and what is allowed."""
 
 import pytest
 
+from odoo_pulumi import sizing as sizing_mod
 from odoo_pulumi.settings import (SettingsError, declared_config, load_settings, read_stack_file)
 
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
@@ -250,3 +251,60 @@ def test_every_limit_pair_is_cross_checked(change, key):
     check_limit_pairs(z)
     with pytest.raises(SettingsError, match=f"setting {key}="):
         check_limit_pairs(dataclasses.replace(z, **change))
+
+
+# --- issue 12: every fact once --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("upw, full, users, ok", [
+    (10, False, 1000, True),  # 10 per worker: 120 workers carry 1200 at 100 %, 1500 at 80 %
+    (10, False, 1200, True),
+    (3, False, 361, False),  # 3 per worker: at most 360 at 80 %
+    (3, False, 360, True),
+    (6, True, 577, False),  # the full count: 96 workers x 6 = 576
+])
+def test_users_limit_follows_users_per_worker(upw, full, users, ok):
+    """The users ceiling is the sizing's at the stack's own usersPerWorker and share,
+    not at the default 6 per worker: 1000 users at 10 per worker fit one VM."""
+    raw = aws_raw(users=users, usersPerWorker=upw, fullWorkerCount=full)
+    top = sizing_mod.max_users(upw, full)
+    assert (users <= top) == ok
+    if ok:
+        assert load_settings(raw, "t", SECRETS).users == users
+        return
+    with pytest.raises(SettingsError) as e:
+        load_settings(raw, "t", SECRETS)
+    assert str(e.value).startswith(f"setting users={users} is invalid: allowed 1..{top} concurrent users at ")
+    assert (f"usersPerWorker={upw}" in str(e.value)) == (upw != 6)
+    assert ("fullWorkerCount" in str(e.value)) == full
+
+
+def test_every_declared_key_has_one_row():
+    """Pulumi.yaml declares a key, the Settings table holds its row: a key without a row
+    (or a row without a key, or of another type) stops the import instead of being
+    silently ignored."""
+    from odoo_pulumi import settings as S
+    declared = {k for k, d in declared_config().items() if not d.get("secret")}
+    assert set(S.TABLE) == declared
+    assert S.attribute_of("uploadLimitMiB") == "upload_limit_mib" and S.attribute_of("hostVcpus") == "host_vcpus"
+    extra = {**declared_config(), "newKey": {"type": "string", "default": ""}}
+    original = S.declared_config
+    try:
+        S.declared_config = lambda: extra
+        with pytest.raises(RuntimeError, match=r"without a Settings attribute: \['new_key'\]"):
+            S._table()
+        S.declared_config = lambda: {**original(), "port": {**original()["port"], "type": "string"}}
+        with pytest.raises(RuntimeError, match=r"another type than Pulumi.yaml declares: port \(string\) is int"):
+            S._table()
+    finally:
+        S.declared_config = original
+
+
+def test_sizing_defaults_are_pulumi_yaml_defaults():
+    """The sizing's defaults are read from Pulumi.yaml, not restated (6, 600, 1200)."""
+    d = declared_config()
+    assert sizing_mod.USERS_PER_WORKER == d["usersPerWorker"]["default"]
+    assert (sizing_mod.LIMIT_TIME_CPU, sizing_mod.LIMIT_TIME_REAL) == (d["limitTimeCpu"]["default"],
+                                                                       d["limitTimeReal"]["default"])
+    z = sizing_mod.size(15)
+    assert (z.users_per_worker, z.limit_time_cpu, z.limit_time_real) == (6, 600, 1200)

@@ -13,16 +13,16 @@ import pytest
 
 from odoo_pulumi import steps
 from odoo_pulumi import backup
-from odoo_pulumi.render import admin_passwd_hash, admin_user_hash
+from odoo_pulumi import render as render_module
 from odoo_pulumi.render import server_files as render_server_files
 from odoo_pulumi.settings import sizing_for
 from tests.conftest import assert_shell_clean, host_settings, stack_settings
 
 
-def server_files(s, z, admin):
+def server_files(s, z):
     """Every file the server gets: render's and the backup's (the stack bucket on aws)."""
     aws = s.target == "aws"
-    return {**render_server_files(s, z, admin),
+    return {**render_server_files(s, z),
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
 
@@ -32,9 +32,10 @@ def backup_destination(s):
     return backup.destination(s, "odoo-backups-test-0a1b2c3", "eu-west-1") if s.target == "aws" else None
 
 ADMIN = "correct horse battery staple"
-HASH = admin_passwd_hash(ADMIN, "test", key="test-key")
 USER_PASSWORD = "administrator user password"
-USER_HASH = admin_user_hash(USER_PASSWORD, "test", key="test-key")
+# What the server's odoo.conf holds once odoo-config filled the slot (a made-up hash: the
+# program never computes one).
+HASH = "$pbkdf2-sha512$600000$c2FsdHNhbHRzYWx0c2FsdA$" + "Q" * 86
 SHA = "0123456789abcdef" * 4
 VOLUME = "vol-0123456789abcdef0"
 
@@ -56,10 +57,10 @@ def aws(**over):
     return stack_settings("small", **over)
 
 
-def render(s, admin_hash=HASH, host_addr="203.0.113.10"):
-    files = server_files(s, sizing_for(s), admin_hash)
+def render(s, admin=ADMIN, host_addr="203.0.113.10", user_password=USER_PASSWORD):
+    files = server_files(s, sizing_for(s))
     return steps.render_scripts(
-        s, files, host=host_addr, admin_user_hash=USER_HASH,
+        s, files, host=host_addr, admin_password=admin, admin_user_password=user_password,
         archive_sha256=SHA if s.odoo_source == "archive" else None,
         data_volume_id=VOLUME if s.target == "aws" else None, backup_destination=backup_destination(s),
     )
@@ -101,7 +102,7 @@ def test_independent_steps_can_run_in_parallel():
 def test_each_step_embeds_its_own_files():
     """Which server file lands in which step's script (and in no other)."""
     s = host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")
-    files = server_files(s, sizing_for(s), HASH)
+    files = server_files(s, sizing_for(s))
     scripts = render(s)
     owners = {st.name: st.embeds for st in steps.plan(s)}
     assert owners["postgresql"] == ("postgresql-tuning",)
@@ -122,40 +123,48 @@ def test_no_command_string_holds_anything_secret():
             for cmd in (steps.create_command(s), steps.delete_command(step, s)):
                 if cmd is None:
                     continue
-                assert ADMIN not in cmd and HASH not in cmd and "pbkdf2" not in cmd
+                assert ADMIN not in cmd and USER_PASSWORD not in cmd and b64(ADMIN) not in cmd
+                assert "pbkdf2" not in cmd
                 assert len(cmd) < 400
         assert steps.create_command(s) in ("sudo -n bash -s", "bash -s")
 
 
 def test_secret_file_only_in_secret_steps():
-    """odoo.conf (with the master password hash) rides only in steps whose stdin is secret."""
+    """odoo.conf and the passwords ride only in steps whose stdin is secret."""
     s = host_settings()
     scripts = render(s)
-    conf = server_files(s, sizing_for(s), HASH)["odoo.conf"]
+    conf = server_files(s, sizing_for(s))["odoo.conf"]
     assert conf.secret
     for step in steps.plan(s):
         if b64(conf.content) in scripts[step.name]:
             assert steps.step_is_secret(step) and steps.step_embeds_secret(step)
-    assert not any(HASH in script for script in scripts.values()), "the hash must travel base64-encoded only"
+    for step in steps.plan(s):
+        if any(t in scripts[step.name] for t in (ADMIN, b64(ADMIN), USER_PASSWORD, b64(USER_PASSWORD))):
+            assert steps.step_is_secret(step) and steps.step_embeds_secret(step), step.name
+    assert b64(ADMIN) in scripts["odoo-config"] and b64(USER_PASSWORD) in scripts["odoo-config"]
+    assert not any(pw in script for script in scripts.values() for pw in (ADMIN, USER_PASSWORD)), \
+        "the passwords travel base64-encoded only"
 
 
 def test_a_secret_file_in_a_public_step_is_refused():
     """If render marked another file secret, the plan must not ship it in a logged step."""
     s = host_settings()
-    files = dict(server_files(s, sizing_for(s), HASH))
+    files = dict(server_files(s, sizing_for(s)))
     f = files["nginx-site"]
     files["nginx-site"] = type(f)(f.path, f.content, f.owner, f.group, f.mode, True)
     with pytest.raises(ValueError, match="secret"):
-        steps.render_scripts(s, files, host="x", admin_user_hash=USER_HASH)
+        steps.render_scripts(s, files, host="x", admin_password=ADMIN, admin_user_password=USER_PASSWORD)
 
 
 def test_scripts_never_print_file_contents():
-    """put_file takes contents from variables; no script echoes or cats a decoded file."""
+    """put_file takes contents from variables; no script echoes or cats a decoded file:
+    decoded text goes to a file or into a variable (`name=$(...)`), never to the output."""
     for name, script in render(host_settings()).items():
         assert "set -x" not in script
         for line in script.splitlines():
             if "base64 -d" in line and not line.startswith("mapfile -t SECRET_TEXTS < <("):
-                assert ">" in line and "echo" not in line
+                assert ">" in line or re.match(r"\s*\w+=\$\(", line), line
+                assert "echo" not in line, line
 
 
 # --- change scoping ----------------------------------------------------------------------
@@ -170,7 +179,7 @@ def test_users_change_touches_only_odoo_config_and_health():
 def test_script_changes_follow_file_changes(users):
     """Steps re-run only when a file they embed changed: scripts without files never move with users."""
     s0, s1 = host_settings(users=users[0]), host_settings(users=users[1])
-    f0, f1 = server_files(s0, sizing_for(s0), HASH), server_files(s1, sizing_for(s1), HASH)
+    f0, f1 = server_files(s0, sizing_for(s0)), server_files(s1, sizing_for(s1))
     a, b = render(s0), render(s1)
     changed_files = {k for k in f0 if f0[k].content != f1[k].content}
     for step in steps.plan(s0):
@@ -185,20 +194,44 @@ def test_scripts_are_deterministic():
     assert render(host_settings()) == render(host_settings())
 
 
+RENDER_DIGEST = """
+import hashlib
+from tests.test_steps import host_settings, render
+print(hashlib.sha256(repr(sorted(render(host_settings()).items())).encode()).hexdigest())
+"""
+
+
+def test_scripts_do_not_depend_on_the_hash_seed():
+    """Each `pulumi preview` is a new Python process with its own string hash seed: a set's
+    order leaking into a script would make every preview show a change."""
+    import os
+    import subprocess
+    import sys
+    digests = {
+        subprocess.run([sys.executable, "-c", RENDER_DIGEST], capture_output=True, text=True, check=True,
+                       cwd=steps.ROOT, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1, digests
+
+
 def test_new_archive_reruns_install_and_config_only(archive):
     """New Odoo code re-runs the install, and odoo-config (which restarts Odoo if the code moved)."""
     s = host(archive)
-    files = server_files(s, sizing_for(s), HASH)
-    a = steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH, archive_sha256="a" * 64)
-    b = steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH, archive_sha256="b" * 64)
+    files = server_files(s, sizing_for(s))
+    a = steps.render_scripts(s, files, host="h", admin_password=ADMIN, admin_user_password=USER_PASSWORD, archive_sha256="a" * 64)
+    b = steps.render_scripts(s, files, host="h", admin_password=ADMIN, admin_user_password=USER_PASSWORD, archive_sha256="b" * 64)
     assert {k for k in a if a[k] != b[k]} == {"odoo-install", "odoo-config", "health"}
 
 
 def test_admin_password_change_reruns_only_odoo_config():
-    """A new master password rewrites odoo.conf only."""
-    a = render(host_settings(), admin_hash=admin_passwd_hash("one", "test", key="test-key"))
-    b = render(host_settings(), admin_hash=admin_passwd_hash("two", "test", key="test-key"))
+    """A new master password (or administrator password) re-runs odoo-config only (and
+    health, which re-checks whatever changed): the server hashes it there."""
+    a = render(host_settings())
+    b = render(host_settings(), admin="another master password")
+    c = render(host_settings(), user_password="another user password")
     assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
+    assert {k for k in a if a[k] != c[k]} == {"odoo-config", "health"}
 
 
 # --- what the scripts do -----------------------------------------------------------------
@@ -317,12 +350,12 @@ def test_data_volume_holds_the_whole_cluster_and_the_filestore():
 def test_aws_needs_the_volume_and_archive_needs_its_hash(archive):
     """Missing inputs fail at render time, not halfway through a deployment."""
     s = aws()
-    files = server_files(s, sizing_for(s), HASH)
+    files = server_files(s, sizing_for(s))
     with pytest.raises(ValueError, match="volume"):
-        steps.render_scripts(s, files, host="h", admin_user_hash=USER_HASH)
+        steps.render_scripts(s, files, host="h", admin_password=ADMIN, admin_user_password=USER_PASSWORD)
     s = host(archive)
     with pytest.raises(ValueError, match="SHA-256"):
-        steps.render_scripts(s, server_files(s, sizing_for(s), HASH), host="h", admin_user_hash=USER_HASH)
+        steps.render_scripts(s, server_files(s, sizing_for(s)), host="h", admin_password=ADMIN, admin_user_password=USER_PASSWORD)
 
 
 @pytest.mark.parametrize("variant", ["host", "aws", "deb-domain", "git-wk"])
@@ -375,8 +408,10 @@ def test_archive_hash_is_cached_until_the_file_changes(tmp_path):
 LEAKY_BODY = r"""{% extends "_step.sh.j2" %}
 {% block body %}
     # A step gone wrong in every way that could print what it carries.
-    local content_1={{ f.b64 | q }} hash
+    local content_1={{ f.b64 | q }} hash pw={{ pw | q }} pw_b64={{ pw | b64 | q }}
     changed "restarted odoo (changed: /etc/odoo/odoo.conf)"
+    note "the password is $pw ($pw_b64)"
+    echo "$pw" >&2
     echo "raw: $content_1"
     printf '%s' "$content_1" | base64 -d
     printf '%s' "$content_1" | base64 -d >&2
@@ -408,18 +443,22 @@ def test_failed_secret_step_prints_progress_but_no_secret(guard):
     (what the command provider repeats in its error) and none of the file. Without a
     guard (a step with no secret file) the same body prints the file: the test bites."""
     s = host_settings()
-    files = server_files(s, sizing_for(s), HASH)
+    files = server_files(s, sizing_for(s))
+    # The file as the server holds it: the slot filled with a hash the guard never saw.
     conf = files["odoo.conf"]
-    step = steps.Step("leaky", (), ("odoo.conf",) if guard else ())
+    conf = type(conf)(conf.path, conf.content.replace(render_module.ADMIN_PASSWD_SLOT, HASH), conf.owner,
+                      conf.group, conf.mode, conf.secret)
+    texts = (steps._guarded_texts(steps.Step("odoo-config", (), ("odoo.conf",)), files, (ADMIN, USER_PASSWORD))
+             if guard else [])
     script = steps._env.from_string(LEAKY_BODY).render(
-        step="leaky", stack=s.stack, f=conf.template_data(), secret_texts=steps.secret_texts(step, files))
+        step="leaky", stack=s.stack, f=conf.template_data(), pw=ADMIN, secret_texts=texts)
     r = _run_as_root_in_private_var_lib(script)
     out = r.stdout + r.stderr
     assert r.returncode != 0
     assert "odoo-pulumi: leaky: restarted odoo (changed: /etc/odoo/odoo.conf)" in r.stdout
     assert "odoo-pulumi: leaky: FAILED" in r.stderr
-    leaked = [t for t in (HASH, HASH[40:80], b64(conf.content)[:60], "admin_passwd", "limit_memory_hard = ")
-              if t in out]
+    leaked = [t for t in (HASH, HASH[40:80], b64(conf.content)[:60], "admin_passwd", "limit_memory_hard = ",
+                          ADMIN, b64(ADMIN)) if t in out]
     if guard:
         assert leaked == [], f"secret text in the output: {leaked}\n{out}"
         assert "sudo cat /var/lib/odoo-pulumi/log/leaky.log" in r.stderr

@@ -20,7 +20,7 @@ import pytest
 from passlib.context import CryptContext
 
 from odoo_pulumi import acceptance
-from odoo_pulumi.render import admin_user_hash
+from odoo_pulumi.adminhash import new_hash
 from testbed.tests.test_fake_odoo import Running, cluster, http_get, run_fake, write_conf  # noqa: F401 (fixture)
 
 DB = "fake_adm"
@@ -54,7 +54,7 @@ def fake(cluster, tmp_path_factory):  # noqa: F811 (the fixture imported above)
 
 def set_admin_password(cluster, password, stack="t"):
     """What the odoo-config step does to the database: the hash, for base.user_admin."""
-    cluster.psql(f"UPDATE res_users SET password = '{admin_user_hash(password, stack, key='test-key')}' WHERE id = "
+    cluster.psql(f"UPDATE res_users SET password = '{new_hash(password)}' WHERE id = "
                  "(SELECT res_id FROM ir_model_data WHERE module = 'base' AND name = 'user_admin')", DB)
 
 

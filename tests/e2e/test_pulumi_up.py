@@ -210,6 +210,9 @@ def test_phase5_destroy_and_no_plain_secret_anywhere(bed):
     for where, text in (("stack export", export), ("state files", state), ("engine output", "\n".join(bed.logs))):
         assert bed.password not in text, f"admin password in {where}"
         assert bed.user_password not in text, f"administrator user password in {where}"
+        # odoo-config carries both passwords base64-encoded (the server hashes them)
+        for pw in (bed.password, bed.user_password):
+            assert b64encode(pw.encode()).decode() not in text, f"a base64 password in {where}"
         assert bed.key_material not in text, f"private key in {where}"
     # destroy on a host target leaves the data in place (keepDataOnDestroy defaults to true)
     assert bed.ssh("sudo -u postgres psql -XAtc \"select 1 from pg_database where datname='odoo'\"") == "1"

@@ -21,7 +21,8 @@ import pytest
 from odoo_pulumi import steps
 from odoo_pulumi.settings import ROOT
 from tests.remote.test_steps_on_testhost import (  # noqa: F401 (testhost and archive are fixtures)
-    ADMIN_USER_PASSWORD, USER_HASH, archive, render, run_all, run_step, settings_for, testhost,
+    ADMIN_PASSWORD, ADMIN_USER_PASSWORD, ODOO_USERS, admin_user_stored, archive, conf_admin_passwd, render,
+    run_all, run_step, settings_for, testhost,
 )
 
 pytestmark = pytest.mark.e2e
@@ -67,10 +68,10 @@ def test_admin_user_has_the_secret_password_and_login(testhost, server):
     stored, login = sql(testhost, "SELECT u.password, u.login FROM res_users u JOIN ir_model_data d ON "
                                   "d.res_id = u.id AND d.model = 'res.users' WHERE d.module = 'base' "
                                   "AND d.name = 'user_admin'").split("|")
-    assert stored == USER_HASH and login == "boss@example.com"
+    assert ODOO_USERS.verify_and_update(ADMIN_USER_PASSWORD, stored) == (True, None) and login == "boss@example.com"
     out = server["first"]["odoo-config"].stdout
     assert "set the administrator's password from adminUserPassword" in out
-    assert ADMIN_USER_PASSWORD not in out and USER_HASH not in out
+    assert ADMIN_USER_PASSWORD not in out and stored not in out
 
 
 def test_second_run_changes_nothing_and_restarts_nothing(testhost, server):
@@ -81,10 +82,14 @@ def test_second_run_changes_nothing_and_restarts_nothing(testhost, server):
 
 
 def test_nothing_secret_in_world_readable_places(testhost, server):
-    """Neither the password nor its hash in a file on the server, nor in its journal.
+    """Neither password (as text or base64) nor the user's hash in a file on the server,
+    nor in its journal; the master password's hash only in odoo.conf (root:odoo 0640).
     (The patterns travel on stdin: sudo would log them from a command line.)"""
+    import base64
+    encoded = [base64.b64encode(pw.encode()).decode() for pw in (ADMIN_PASSWORD, ADMIN_USER_PASSWORD)]
+    patterns = [ADMIN_PASSWORD, ADMIN_USER_PASSWORD, *encoded, admin_user_stored(testhost), conf_admin_passwd(testhost)]
     put = testhost.run("sudo -n sh -c 'umask 077; cat > /root/.secret-patterns'",
-                       stdin=f"{ADMIN_USER_PASSWORD}\n{USER_HASH}\n")
+                       stdin="".join(f"{p}\n" for p in patterns))
     assert put.returncode == 0, put.stderr
     try:
         hits = testhost.sudo("grep -rlsF -f /root/.secret-patterns /etc /var/log /var/lib/odoo-pulumi /var/lib/odoo "
@@ -92,7 +97,7 @@ def test_nothing_secret_in_world_readable_places(testhost, server):
         journal = testhost.sudo("journalctl --no-pager -o cat | grep -cF -f /root/.secret-patterns || true")
     finally:
         testhost.sudo("rm -f /root/.secret-patterns")
-    assert hits == ""
+    assert hits == "/etc/odoo/odoo.conf"
     assert journal == "0"
 
 

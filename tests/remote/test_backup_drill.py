@@ -23,9 +23,9 @@ import time
 import pytest
 
 from odoo_pulumi import backup, steps
-from odoo_pulumi.render import admin_passwd_hash, server_files
+from odoo_pulumi.render import server_files
 from odoo_pulumi.settings import load_settings, sizing_for
-from tests.remote.test_steps_on_testhost import ADMIN_PASSWORD, SECRETS, USER_HASH, StepRun, run_step, testhost  # noqa: F401
+from tests.remote.test_steps_on_testhost import ADMIN_PASSWORD, ADMIN_USER_PASSWORD, SECRETS, StepRun, run_step, testhost  # noqa: F401
 
 pytestmark = pytest.mark.drill
 
@@ -66,12 +66,13 @@ def settings(testhost):
 
 def all_files(s):
     """render.server_files merged with backup.server_files, as __main__ will hand them over."""
-    return {**server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key")), **backup.server_files(s)}
+    return {**server_files(s, sizing_for(s)), **backup.server_files(s)}
 
 
 def backup_script(s, host: str) -> str:
     """The backup step as steps.render_scripts renders it for `pulumi up`."""
-    return steps.render_scripts(s, all_files(s), host=host, admin_user_hash=USER_HASH)["backup"]
+    return steps.render_scripts(s, all_files(s), host=host, admin_password=ADMIN_PASSWORD,
+                                admin_user_password=ADMIN_USER_PASSWORD)["backup"]
 
 
 def ok(run: StepRun) -> StepRun:
@@ -107,7 +108,7 @@ def timed(name: str, fn, *args, **kw):
 def drill(testhost):  # noqa: F811 (the fixture imported above)
     """The host provisioned for backups, with an Odoo-like database and filestore."""
     s = settings(testhost)
-    scripts = steps.render_scripts(s, all_files(s), host=testhost.host, admin_user_hash=USER_HASH)
+    scripts = steps.render_scripts(s, all_files(s), host=testhost.host, admin_password=ADMIN_PASSWORD, admin_user_password=ADMIN_USER_PASSWORD)
     t0 = time.monotonic()
     for name in ("wait", "base", "postgresql"):
         ok(run_step(testhost, s, name, scripts[name]))

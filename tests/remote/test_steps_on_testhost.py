@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from passlib.context import CryptContext
 
 from odoo_pulumi import steps
 from odoo_pulumi import backup
-from odoo_pulumi.render import admin_passwd_hash, admin_user_hash
 from odoo_pulumi.render import server_files as render_server_files
 
 
-def server_files(s, z, admin):
+def server_files(s, z):
     """Every file the server gets: render's and the backup's (the stack bucket on aws)."""
     aws = s.target == "aws"
-    return {**render_server_files(s, z, admin),
+    return {**render_server_files(s, z),
             **backup.server_files(s, bucket="odoo-backups-test-0a1b2c3" if aws else None,
                                   region="eu-west-1" if aws else None)}
 from odoo_pulumi.settings import ROOT, load_settings, sizing_for
@@ -40,8 +40,11 @@ pytestmark = pytest.mark.e2e
 SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 ADMIN_PASSWORD = "e2e-admin-password-not-secret"
 ADMIN_USER_PASSWORD = "e2e-admin-user-password-not-secret"
-USER_HASH = admin_user_hash(ADMIN_USER_PASSWORD, "e2e", key="test-key")
 STEP_TIMEOUT_S = 900
+# How Odoo 19 verifies res_users.password (res_users.py, MIN_ROUNDS) and admin_passwd
+# (tools/config.py): passlib, 600,000 rounds.
+ODOO_USERS = CryptContext(["pbkdf2_sha512", "plaintext"], deprecated=["auto"], pbkdf2_sha512__rounds=600_000)
+ODOO_CONFIG = CryptContext(["pbkdf2_sha512", "plaintext"], deprecated=["plaintext"], pbkdf2_sha512__rounds=600_000)
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,10 @@ def settings_for(testhost: RemoteHost, archive: str, **over):
     return load_settings(raw, "e2e", SECRETS)
 
 
-def render(s, host: str, sha: str) -> dict[str, str]:
-    files = server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key"))
-    return steps.render_scripts(s, files, host=host, admin_user_hash=USER_HASH, archive_sha256=sha)
+def render(s, host: str, sha: str, admin: str = ADMIN_PASSWORD, user: str = ADMIN_USER_PASSWORD) -> dict[str, str]:
+    files = server_files(s, sizing_for(s))
+    return steps.render_scripts(s, files, host=host, admin_password=admin, admin_user_password=user,
+                                archive_sha256=sha)
 
 
 def run_step(testhost: RemoteHost, s, name: str, script: str) -> StepRun:
@@ -248,6 +252,52 @@ def test_odoo_conf_is_root_odoo_0640(testhost, provisioned):
     assert r.returncode != 0, "the SSH user (not in group odoo) can read odoo.conf"
 
 
+def conf_admin_passwd(testhost: RemoteHost) -> str:
+    return testhost.sudo("sed -n 's/^admin_passwd = //p' /etc/odoo/odoo.conf")
+
+
+def admin_user_stored(testhost: RemoteHost) -> str:
+    return testhost.sudo("runuser -u postgres -- psql -XAt -d odoo -c \"SELECT u.password FROM res_users u "
+                         "JOIN ir_model_data d ON d.res_id = u.id AND d.model = 'res.users' "
+                         "WHERE d.module = 'base' AND d.name = 'user_admin'\"")
+
+
+def test_passwords_hashed_on_the_server_kept_and_changed_alone(testhost, provisioned):
+    """Issue 13: the server makes both hashes (the program never does), in the format Odoo
+    verifies without rehashing; the second pass kept them (changed=0 above); a new
+    adminPassword rewrites odoo.conf alone, a new adminUserPassword the user's hash alone,
+    and neither password nor hash shows in the step's output."""
+    s, sha = provisioned["settings"], provisioned["sha"]
+    conf_hash, user_hash = conf_admin_passwd(testhost), admin_user_stored(testhost)
+    assert conf_hash.startswith("$pbkdf2-sha512$600000$") and user_hash.startswith("$pbkdf2-sha512$600000$")
+    assert ODOO_CONFIG.verify_and_update(ADMIN_PASSWORD, conf_hash) == (True, None)
+    assert ODOO_USERS.verify_and_update(ADMIN_USER_PASSWORD, user_hash) == (True, None)
+    assert conf_hash != user_hash
+
+    master, user = "e2e-another-master-password", "e2e-another-user-password"
+    run = run_step(testhost, s, "odoo-config", render(s, testhost.host, sha, admin=master)["odoo-config"])
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "wrote /etc/odoo/odoo.conf" in out and "restarted odoo" in out and "administrator's password" not in out
+    conf2 = conf_admin_passwd(testhost)
+    assert conf2 != conf_hash and ODOO_CONFIG.verify(master, conf2) and admin_user_stored(testhost) == user_hash
+
+    run2 = run_step(testhost, s, "odoo-config", render(s, testhost.host, sha, admin=master, user=user)["odoo-config"])
+    out2 = run2.stdout + run2.stderr
+    assert run2.returncode == 0, out2
+    assert "set the administrator's password" in out2 and "wrote /etc/odoo/odoo.conf" not in out2
+    assert conf_admin_passwd(testhost) == conf2 and ODOO_USERS.verify(user, admin_user_stored(testhost))
+    for text in (master, user, conf2, admin_user_stored(testhost), ADMIN_PASSWORD, ADMIN_USER_PASSWORD):
+        assert text not in out + out2
+
+    # Back to the provisioned passwords: both hashes made again, then nothing to do.
+    original = render(s, testhost.host, sha)["odoo-config"]
+    assert run_step(testhost, s, "odoo-config", original).changed >= 2
+    again = run_step(testhost, s, "odoo-config", original)
+    assert again.returncode == 0 and again.changed == 0, again.stdout + again.stderr
+    assert ODOO_USERS.verify(ADMIN_USER_PASSWORD, admin_user_stored(testhost))
+
+
 def test_odoo_runs_as_odoo_with_the_configured_workers(testhost, provisioned):
     """The prefork model of the sizing: N HTTP workers, the cron workers and one gevent process, all as odoo."""
     z = sizing_for(provisioned["settings"])
@@ -315,16 +365,17 @@ def test_addons_path_created_for_odoo(testhost, provisioned):
 
 def _with_file(s, key: str, content: str, sha: str, host: str) -> dict[str, str]:
     """The scripts with one server file replaced by hand-made content."""
-    files = dict(server_files(s, sizing_for(s), admin_passwd_hash(ADMIN_PASSWORD, s.stack, key="test-key")))
+    files = dict(server_files(s, sizing_for(s)))
     f = files[key]
     files[key] = type(f)(f.path, content, f.owner, f.group, f.mode, f.secret)
-    return steps.render_scripts(s, files, host=host, admin_user_hash=USER_HASH, archive_sha256=sha)
+    return steps.render_scripts(s, files, host=host, admin_password=ADMIN_PASSWORD,
+                                admin_user_password=ADMIN_USER_PASSWORD, archive_sha256=sha)
 
 
 def test_rejected_nginx_site_keeps_the_old_one_serving(testhost, provisioned):
     """A site Nginx rejects fails the step with nginx -t's words and never reaches the running Nginx."""
     s, sha = provisioned["settings"], provisioned["sha"]
-    good = server_files(s, sizing_for(s), "x")["nginx-site"].content
+    good = server_files(s, sizing_for(s))["nginx-site"].content
     before = testhost.sudo("sha256sum /etc/nginx/sites-available/odoo")
     nginx_pid = main_pids(testhost)["nginx"]
     bad = _with_file(s, "nginx-site", good + "\nthis_is_not_a_directive on;\n", sha, testhost.host)
@@ -341,8 +392,8 @@ def test_rejected_nginx_site_keeps_the_old_one_serving(testhost, provisioned):
 def test_rejected_postgresql_tuning_keeps_postgresql_running(testhost, provisioned):
     """Tuning PostgreSQL refuses is put back before any restart: the database stays up."""
     s, sha = provisioned["settings"], provisioned["sha"]
-    good = server_files(s, sizing_for(s), "x")["postgresql-tuning"].content
-    path = server_files(s, sizing_for(s), "x")["postgresql-tuning"].path
+    good = server_files(s, sizing_for(s))["postgresql-tuning"].content
+    path = server_files(s, sizing_for(s))["postgresql-tuning"].path
     before = testhost.sudo(f"sha256sum {path}")
     pg_pid = main_pids(testhost)["postgresql@17-main"]
     bad = _with_file(s, "postgresql-tuning", good + "\nmax_connections = banana\n", sha, testhost.host)
