@@ -720,17 +720,23 @@ FAKE_BOTO3 = {
 }
 
 
-@pytest.mark.slow
-def test_backup_streams_to_s3_manifest_last(pg, site, tmp_path):
-    """To S3 (a fake boto3 standing in): every object under <prefix><db>/<UTC time>/, the
-    manifest last, the streams handed over in whole parts, the region and the access key
-    from backup.conf, and nothing written to the server's disk."""
+def _fake_s3(tmp_path: Path) -> tuple[Path, Path]:
+    """The FAKE boto3 on a PYTHONPATH of its own, and the directory it stores objects in."""
     fake = tmp_path / "fake"
     for rel, text in FAKE_BOTO3.items():
         (fake / rel).parent.mkdir(parents=True, exist_ok=True)
         (fake / rel).write_text(textwrap.dedent(text))
     store = tmp_path / "s3"
     store.mkdir()
+    return fake, store
+
+
+@pytest.mark.slow
+def test_backup_streams_to_s3_manifest_last(pg, site, tmp_path):
+    """To S3 (a fake boto3 standing in): every object under <prefix><db>/<UTC time>/, the
+    manifest last, the streams handed over in whole parts, the region and the access key
+    from backup.conf, and nothing written to the server's disk."""
+    fake, store = _fake_s3(tmp_path)
     _make_odoo_database(pg, "shop_s3", site["FILESTORE_ROOT"] / "shop_s3")
     (site["FILESTORE_ROOT"] / "shop_s3" / "ff" / "bigger").write_bytes(os.urandom(12 << 20))
     conf = site["conf"].read_text().replace(f"DESTINATION={site['DESTINATION']}",
@@ -764,12 +770,7 @@ def test_backup_to_the_stack_bucket_creates_objects_only_if_new(pg, site, tmp_pa
     """Issue 11.14: to the aws stack's bucket (S3_WRITE_ONCE=1) every object is created with
     If-None-Match: * (PutObject and the completion of a multipart upload; parts cannot
     carry it), which the bucket policy demands: a backup is never overwritten."""
-    fake = tmp_path / "fake"
-    for rel, text in FAKE_BOTO3.items():
-        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
-        (fake / rel).write_text(textwrap.dedent(text))
-    store = tmp_path / "s3"
-    store.mkdir()
+    fake, store = _fake_s3(tmp_path)
     _make_odoo_database(pg, "shop_once", site["FILESTORE_ROOT"] / "shop_once")
     conf = site["conf"].read_text().replace(f"DESTINATION={site['DESTINATION']}",
                                             "DESTINATION=s3://odoo-backups-small-x/small/")
