@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_pulumi_up import parse_exports
+from tests.e2e.test_pulumi_up import prepare_bed
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,18 +69,7 @@ def bed():
     bridge = f"odoo-th-br{SLOT}"
     try:
         home = {**os.environ, "PULUMI_HOME": str(b.work / "home")}
-        r = sh([str(ROOT / "testbed/scripts/engine-env")], env=home, timeout=3000)
-        assert r.returncode == 0, r.stderr
-        b.env = parse_exports(r.stdout, home)
-        up = sh([str(ROOT / "testbed/scripts/testhost-up")], timeout=900)
-        assert up.returncode == 0, up.stderr[-3000:]
-        b.host = dict(kv.split("=", 1) for kv in up.stdout.strip().splitlines()[-1].split())
-        archive = sh([str(ROOT / "testbed/scripts/make-fake-odoo-archive"), "19.0", str(b.work)]).stdout.strip().splitlines()[-1]
-        r = sh([str(ROOT / "testbed/scripts/local-stack"), str(b.work), *(f"{k}={v}" for k, v in b.host.items()),
-                f"archive={archive}"], env=b.env, timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
-        b.env = parse_exports((b.work / "env").read_text(), b.env)
-        b.password = (b.work / "admin-password").read_text().strip()
+        prepare_bed(b, home)
         assert sh(["ip", "addr", "replace", f"{OUTSIDER}/24", "dev", bridge]).returncode == 0
         yield b
     finally:

@@ -87,25 +87,32 @@ def timed(name):
     return _T()
 
 
+def prepare_bed(b, env: dict) -> str:
+    """The engine, a fresh test host and the `local` stack on it with the FAKE Odoo archive,
+    in b.work: sets b.env, b.host and b.password; returns engine-env's log."""
+    r = sh([str(ROOT / "testbed/scripts/engine-env")], env=env, timeout=3000)
+    assert r.returncode == 0, r.stderr
+    b.env = parse_exports(r.stdout, env)
+    up = sh([str(ROOT / "testbed/scripts/testhost-up")], timeout=900)
+    assert up.returncode == 0, up.stderr[-3000:]
+    b.host = dict(kv.split("=", 1) for kv in up.stdout.strip().splitlines()[-1].split())
+    archive = sh([str(ROOT / "testbed/scripts/make-fake-odoo-archive"), "19.0", str(b.work)]).stdout.strip().splitlines()[-1]
+    s = sh([str(ROOT / "testbed/scripts/local-stack"), str(b.work), *(f"{k}={v}" for k, v in b.host.items()),
+            f"archive={archive}"], env=b.env, timeout=300)
+    assert s.returncode == 0, s.stdout + s.stderr
+    b.env = parse_exports((b.work / "env").read_text(), b.env)
+    b.password = (b.work / "admin-password").read_text().strip()
+    return r.stderr
+
+
 @pytest.fixture(scope="module")
 def bed():
     b = Bed()
     with timed("setup: engine, fresh test host, stack"):
         env = {**os.environ, "PULUMI_HOME": os.environ.get("PULUMI_HOME") or str(b.work / "pulumi-home")}
-        r = sh([str(ROOT / "testbed/scripts/engine-env")], env=env, timeout=3000)
-        assert r.returncode == 0, r.stderr
-        b.env = parse_exports(r.stdout, env)
-        ENGINE.extend(line.removeprefix("engine-env: ") for line in r.stderr.splitlines()
+        engine_log = prepare_bed(b, env)
+        ENGINE.extend(line.removeprefix("engine-env: ") for line in engine_log.splitlines()
                       if line.startswith(("engine-env: Pulumi CLI", "engine-env: command provider")))
-        up = sh([str(ROOT / "testbed/scripts/testhost-up")], timeout=900)
-        assert up.returncode == 0, up.stderr[-3000:]
-        b.host = dict(kv.split("=", 1) for kv in up.stdout.strip().splitlines()[-1].split())
-        archive = sh([str(ROOT / "testbed/scripts/make-fake-odoo-archive"), "19.0", str(b.work)]).stdout.strip().splitlines()[-1]
-        r = sh([str(ROOT / "testbed/scripts/local-stack"), str(b.work), *(f"{k}={v}" for k, v in b.host.items()),
-                f"archive={archive}"], env=b.env, timeout=300)
-        assert r.returncode == 0, r.stdout + r.stderr
-        b.env = parse_exports((b.work / "env").read_text(), b.env)
-        b.password = (b.work / "admin-password").read_text().strip()
         b.user_password = (b.work / "admin-user-password").read_text().strip()
         b.key_material = Path(b.host["key"]).read_text().splitlines()[1]
     yield b
