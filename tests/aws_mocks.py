@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import runpy
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pulumi  # noqa: E402
+from pulumi.runtime.config import set_all_config  # noqa: E402
 from pulumi.runtime.mocks import MockMonitor  # noqa: E402
 
 from components.server import AwsServer, AwsServerArgs  # noqa: E402
@@ -211,3 +214,33 @@ def build(settings: Settings, *, existing: tuple[tuple[str, str], ...] = (),
     warnings = [r.getMessage() for r in handler.records if r.levelno == logging.WARNING]
     return Build(resources, list(mocks.calls), outputs, warnings, component_urn)
 
+
+
+def run_main(stack: str, config: dict[str, str], secret_keys: list[str], mocks: pulumi.runtime.Mocks,
+             monitor: MockMonitor) -> dict[str, Any]:
+    """Run the whole program (__main__.py) for `stack` under mocks, once, as the engine would
+    from the repository (preview=False, so every apply runs); return its resolved exports.
+    The SDK's global state (config, pulumi.export, cwd, PULUMI_CONFIG) is put back after."""
+    exports: dict[str, Any] = {}
+    resolved: dict[str, Any] = {}
+    saved = (pulumi.export, os.getcwd(), os.environ.pop("PULUMI_CONFIG", None))
+    pulumi.export = lambda name, value: exports.__setitem__(name, value)
+    os.chdir(ROOT)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    set_all_config(config, secret_keys)
+
+    @pulumi.runtime.test
+    def program():
+        runpy.run_path(str(ROOT / "__main__.py"))
+        return pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in exports.items()}).apply(
+            resolved.update)
+
+    try:
+        program()
+    finally:
+        set_all_config({}, [])
+        pulumi.export = saved[0]
+        os.chdir(saved[1])
+        if saved[2] is not None:
+            os.environ["PULUMI_CONFIG"] = saved[2]
+    return resolved

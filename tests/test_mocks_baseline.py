@@ -24,23 +24,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import runpy
 import sys
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 from google.protobuf import json_format
-from pulumi.runtime.config import set_all_config
 from pulumi.runtime.mocks import MockMonitor
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.aws_mocks import FakeAws  # noqa: E402
+from tests.aws_mocks import FakeAws, run_main  # noqa: E402
 from tests.conftest import PRODUCTION_STACKS, read_stack  # noqa: E402
 
 BASELINE = ROOT / "tests" / "fixtures" / "mocks-baseline"
@@ -184,28 +180,7 @@ def record(stack: str) -> dict:
     config = {f"{PROJECT}:{k}": _config_value(v) for k, v in raw.items() if not isinstance(v, dict)}
     config.update({f"{PROJECT}:{k}": v for k, v in SECRETS.items()})
     monitor = BaselineMonitor(FakeAws())
-    exports: dict[str, Any] = {}
-    resolved: dict[str, Any] = {}
-    saved = (pulumi.export, os.getcwd(), os.environ.pop("PULUMI_CONFIG", None))
-    pulumi.export = lambda name, value: exports.__setitem__(name, value)
-    os.chdir(ROOT)
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    set_all_config(config, [f"{PROJECT}:{k}" for k in SECRETS])
-
-    @pulumi.runtime.test
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"))
-        return pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in exports.items()}).apply(
-            resolved.update)
-
-    try:
-        program()
-    finally:
-        set_all_config({}, [])
-        pulumi.export = saved[0]
-        os.chdir(saved[1])
-        if saved[2] is not None:
-            os.environ["PULUMI_CONFIG"] = saved[2]
+    resolved = run_main(stack, config, [f"{PROJECT}:{k}" for k in SECRETS], monitor.mocks, monitor)
     return {"resources": dict(sorted(monitor.recorded.items())),
             "exports": json.loads(json.dumps(resolved, sort_keys=True, default=str))}
 

@@ -11,7 +11,7 @@ import pytest
 from pulumi.runtime.config import set_all_config
 
 from odoo_pulumi.settings import ROOT, read_stack_file, sizing_for, load_settings
-from tests.aws_mocks import EIP_ADDRESS, FakeAws, RecordingMonitor
+from tests.aws_mocks import EIP_ADDRESS, FakeAws, RecordingMonitor, run_main
 from tests.conftest import PRODUCTION_STACKS, read_stack
 
 PASSWORD = "Plain-Admin-Password-For-Tests-Only"
@@ -40,27 +40,10 @@ def run_program(stack, monkeypatch, overrides=None, tmp_path=None, raw=None, sec
     config["odoo-pulumi:adminUserPassword"] = USER_PASSWORD
     config["odoo-pulumi:sshPrivateKey"] = PRIVATE_KEY
     config.update({f"odoo-pulumi:{k}": v for k, v in (secrets or {}).items()})
-    exports = {}
-    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
-    monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(pulumi, "export", lambda name, value: exports.__setitem__(name, value))
     mocks = FakeAws() if mocks is None else mocks
     monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="odoo-pulumi", stack=stack, preview=False, monitor=monitor)
-    set_all_config(config, ["odoo-pulumi:adminPassword", "odoo-pulumi:adminUserPassword",
-                            "odoo-pulumi:sshPrivateKey"])
-    resolved = {}
-
-    @pulumi.runtime.test
-    def program():
-        runpy.run_path(str(ROOT / "__main__.py"))
-        return pulumi.Output.all(**{k: pulumi.Output.from_input(v) for k, v in exports.items()}).apply(
-            resolved.update)
-
-    try:
-        program()
-    finally:
-        set_all_config({}, [])
+    resolved = run_main(stack, config, ["odoo-pulumi:adminPassword", "odoo-pulumi:adminUserPassword",
+                                        "odoo-pulumi:sshPrivateKey"], mocks, monitor)
     resources = {n: {"type": monitor.options[n]["type"], "inputs": mocks.inputs.get(n, {})}
                  for n in monitor.options}
     return resolved, resources
