@@ -30,15 +30,14 @@ from urllib.parse import urlsplit
 from odoo_pulumi import adminhash, backup
 from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start,
                                 without_demo_arg)
-from odoo_pulumi.server_files import ServerFile
+from odoo_pulumi.server_files import STAGING_DIR, ServerFile
 from odoo_pulumi.settings import ROOT, Settings, SettingsError
 from odoo_pulumi.templating import environment
 
 TEMPLATES = ROOT / "templates" / "scripts"
 
-# Where CopyToRemote puts the Odoo archive: writable by the SSH user, kept across
-# reboots (Debian 13 mounts /tmp as tmpfs), checked by SHA-256 before use.
-STAGING_DIR = "/var/tmp/odoo-pulumi"
+# STAGING_DIR (server_files): where CopyToRemote puts the Odoo archive and the shipped
+# programs, each checked by SHA-256 before use.
 DATA_MOUNT = "/srv/odoo-data"
 # Directories on the data volume and where they are bind-mounted: PostgreSQL's data and
 # its cluster configuration (a new instance must find both), Odoo's data_dir.
@@ -132,6 +131,27 @@ def plan(s: Settings) -> tuple[Step, ...]:
 # Steps that carry a secret value other than a file: odoo-config hashes the master password
 # and the administrator user's password on the server.
 SECRET_VALUE_STEPS = frozenset({"odoo-config"})
+
+
+def acceptance_file() -> ServerFile:
+    """odoo-acceptance as the health step installs it: odoo_pulumi/acceptance.py as it is."""
+    return ServerFile(ACCEPTANCE_PATH, ACCEPTANCE_SOURCE.read_bytes().decode(), "root", "root", 0o755,
+                      source=str(ACCEPTANCE_SOURCE))
+
+
+# The programs shipped as uploads (ServerFile.source) and the step that installs each:
+# their bytes never travel in a script, only their SHA-256 (so a new version of one
+# re-runs only the step that installs it).
+PROGRAM_STEPS = {"odoo-acceptance": "health", "odoo-backup": "backup", "odoo-restore": "backup"}
+
+
+def programs(s: Settings) -> dict[str, tuple[ServerFile, str]]:
+    """The shipped programs of this plan: key -> (file, the step that installs it).
+    Known without the rendered server files (which may wait for the cloud), so the
+    uploads can be declared at once."""
+    files = {"odoo-acceptance": acceptance_file(), **backup.program_files()}
+    present = {st.name for st in plan(s)}
+    return {k: (files[k], step) for k, step in PROGRAM_STEPS.items() if step in present}
 
 
 def step_embeds_secret(step: Step) -> bool:
@@ -462,8 +482,7 @@ def _contexts(
             "domain": s.domain or "",
             "host": host,
             "timeout": HEALTH_TIMEOUT_S,
-            "acceptance": {"path": ACCEPTANCE_PATH, "owner": "root", "group": "root", "mode": "0755",
-                           "b64": base64.b64encode(ACCEPTANCE_SOURCE.read_bytes()).decode()},
+            "acceptance": acceptance_file().template_data(),
             "database": s.database,
             "admin_login": s.admin_login,
             "cron_wait": CRON_WAIT_S,
@@ -506,6 +525,8 @@ def render_scripts(
                 raise ValueError(f"step {step.name} needs the server file {key!r}, not rendered")
             if files[key].secret and not step_is_secret(step):
                 raise ValueError(f"step {step.name} embeds the secret file {key!r} but is not marked secret")
+            if files[key].source and PROGRAM_STEPS.get(key) != step.name:
+                raise ValueError(f"step {step.name}: {key!r} is shipped as an upload that no step installs")
     if s.odoo_source == "archive" and not archive_sha256:
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
