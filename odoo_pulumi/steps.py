@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+import jinja2.ext
+
 
 from odoo_pulumi import adminhash, backup
 from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start,
@@ -253,6 +255,42 @@ def _quote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
+_HEREDOC = re.compile(r"(?<!<)<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
+def strip_shell_comments(source: str) -> str:
+    """A step template without its comment lines: they are for readers of templates/,
+    and every byte of a script is carried by each preview (the engine logs every input).
+
+    Dropped: lines that hold only a comment (`#` first after indentation), outside
+    here-documents (whose lines are content), except the `#!` line, shellcheck
+    directives and any comment holding template data (`{{`, `{%`: a fingerprint or a
+    value that re-runs the step when it changes must stay in the script).
+    """
+    out: list[str] = []
+    heredoc: str | None = None
+    for line in source.splitlines(keepends=True):
+        text = line.strip()
+        if heredoc is not None:
+            if text == heredoc:
+                heredoc = None
+            out.append(line)
+            continue
+        if (text.startswith("#") and not text.startswith("#!") and not re.match(r"#\s*shellcheck\s", text)
+                and "{{" not in text and "{%" not in text):
+            continue
+        m = _HEREDOC.search(line)
+        if m:
+            heredoc = m.group(2)
+        out.append(line)
+    return "".join(out)
+
+
+class _ShellComments(jinja2.ext.Extension):
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return strip_shell_comments(source)
+
+
 _env = environment(
     TEMPLATES,
     trim_blocks=True,
@@ -260,6 +298,9 @@ _env = environment(
     # Bash's ${#array[@]} would open a Jinja comment with the default "{#".
     comment_start_string="{##",
     comment_end_string="##}",
+    extensions=[_ShellComments],
+    # Change the salt whenever strip_shell_comments changes: compiled templates are cached.
+    cache_salt="strip_shell_comments v1",
 )
 _env.filters["q"] = _quote
 _env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()

@@ -475,3 +475,82 @@ def test_only_steps_with_a_secret_file_are_guarded():
     scripts = render(host_settings())
     guarded = {name for name, script in scripts.items() if "guard_output" in script}
     assert guarded == {"odoo-config"}
+
+
+# --- issue 13: the shipped scripts carry no comment ------------------------------------------------
+
+def test_shipped_scripts_hold_no_template_comment():
+    """Comments are for readers of templates/: no rendered script holds a comment line
+    (outside here-documents) but the #! line, shellcheck directives and the comments that
+    carry template data (health's fingerprint, odoo-config's code reference, which re-run
+    those steps when they change)."""
+    data_comments = []
+    for template in steps.TEMPLATES.glob("*.sh.j2"):
+        for line in template.read_text().splitlines():
+            if line.strip().startswith("#") and "{{" in line:
+                parts = re.split(r"\{\{.*?\}\}", line.strip())
+                data_comments.append(re.compile(".*".join(re.escape(p) for p in parts)))
+    for s in (host_settings(), aws(), host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")):
+        scripts = render(s)
+        for name, script in scripts.items():
+            heredoc = None
+            for line in script.splitlines():
+                text = line.strip()
+                if heredoc:
+                    heredoc = None if text == heredoc else heredoc
+                    continue
+                m = steps._HEREDOC.search(line)
+                if m:
+                    heredoc = m.group(2)
+                if text.startswith("#") and not text.startswith("#!") and not re.match(r"#\s*shellcheck\s", text):
+                    assert any(c.fullmatch(text) for c in data_comments), f"{name}: comment shipped: {line}"
+        assert "Re-runs whenever a step it checks changed: inputs " in scripts["health"]
+        assert "Code of this deployment: odoo-install " in scripts["odoo-config"]
+
+
+def test_stripping_comments_keeps_the_code_bash_runs(tmp_path):
+    """Each template without its comments is the same program to bash: `declare -f` of
+    the whole script wrapped in a function (bash prints code without comments) is the
+    same with and without the stripping, so no here-document or quoted text lost a line."""
+    import subprocess
+    plain = steps.environment(steps.TEMPLATES, trim_blocks=True, lstrip_blocks=True,
+                              comment_start_string="{##", comment_end_string="##}")
+    plain.filters.update(steps._env.filters)
+    s = host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")
+    stripped = render(s)
+    original, steps._env = steps._env, plain
+    try:
+        full = render(s)
+    finally:
+        steps._env = original
+
+    def code(script: str) -> str:
+        r = subprocess.run(["bash", "-c", 'eval "f() {\n$(cat)\n}"; declare -f f'], input=script,
+                           capture_output=True, text=True, check=True)
+        return r.stdout
+
+    for name in full:
+        assert len(stripped[name]) < len(full[name]) and code(stripped[name]) == code(full[name]), name
+
+
+# --- issue 13: the programs travel as uploads, their hash in the step that installs them ----------
+
+@pytest.mark.parametrize("program", ["odoo-backup", "odoo-restore", "odoo-acceptance"])
+def test_a_new_program_version_reruns_only_the_step_that_installs_it(program, tmp_path, monkeypatch):
+    """A program shipped as an upload is named in its step's script by its SHA-256 and
+    staging path (never its bytes): a new version changes that step's script (and
+    health's, which re-checks after any change) and no other."""
+    source = {"odoo-backup": (backup, "BACKUP_SOURCE"), "odoo-restore": (backup, "RESTORE_SOURCE"),
+              "odoo-acceptance": (steps, "ACCEPTANCE_SOURCE")}[program]
+    s = host_settings()
+    before = render(s)
+    changed = tmp_path / program
+    changed.write_text(getattr(*source).read_text() + "\n# a new version\n")
+    monkeypatch.setattr(*source, changed)
+    after = render(s)
+    user = steps.PROGRAM_STEPS[program]
+    assert sorted(k for k in before if before[k] != after[k]) == sorted({user, "health"})
+    new = steps.programs(s)[program][0]
+    assert new.source == str(changed) and f"{new.staged} {new.sha256}" in after[user]
+    for name, script in after.items():
+        assert "# a new version" not in script and base64.b64encode(changed.read_bytes()).decode()[:80] not in script
