@@ -303,6 +303,23 @@ _env = environment(
     cache_salt="strip_shell_comments v1",
 )
 _env.filters["q"] = _quote
+
+# The step framework (errors, progress, file and package helpers, the output guard), shipped
+# once: the wait step installs it on the server, every step checks its SHA-256 and sources
+# it (templates/scripts/_step.sh.j2), instead of each of the eight scripts carrying it.
+STEP_LIB_SOURCE = TEMPLATES / "step-lib.sh"
+STEP_LIB_PATH = "/var/lib/odoo-pulumi/step-lib.sh"
+
+
+def step_lib() -> dict[str, str]:
+    """The library as the server gets it (without its comment lines), its path and SHA-256;
+    `text` without the final newline (the here-document in wait's script adds it)."""
+    content = strip_shell_comments(STEP_LIB_SOURCE.read_text())
+    if not content.endswith("\n") or content.endswith("\n\n"):
+        raise ValueError(f"{STEP_LIB_SOURCE} must end with exactly one newline")
+    if "\nODOO_PULUMI_STEP_LIB\n" in content:
+        raise ValueError(f"{STEP_LIB_SOURCE} holds the delimiter of the here-document that installs it")
+    return {"path": STEP_LIB_PATH, "sha256": hashlib.sha256(content.encode()).hexdigest(), "text": content[:-1]}
 _env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()
 
 
@@ -585,6 +602,7 @@ def render_scripts(
     ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password or "", admin_user_password or "",
                     backup_destination)
     passwords = (admin_password, admin_user_password) if with_secrets else ()
+    lib = step_lib()
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}
@@ -596,6 +614,7 @@ def render_scripts(
             extra["fingerprint"] = "inputs " + _fingerprint(*scripts.values())
         scripts[step.name] = _env.get_template(f"{step.name}.sh.j2").render(
             step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, passwords),
+            lib=lib, install_lib=step.name == "wait",
             **ctx[step.name], **extra
         )
     return scripts

@@ -357,7 +357,7 @@ def test_file_contents_travel_encoded():
     # The step template with the step's own data (steps.render_scripts itself refuses a
     # secret backup.conf: the backup step is not a secret step, see below).
     script = steps._env.get_template("backup.sh.j2").render(
-        step="backup", stack=s.stack, secret_texts=[],
+        step="backup", stack=s.stack, secret_texts=[], lib=steps.step_lib(),
         **steps._backup_context(files, backup.destination(s)))
     assert "wJalrXUtnFEMI" not in script and "AKIAIOSFODNN7EXAMPLE" not in script
     with pytest.raises(ValueError, match="backup.conf.*not marked secret"):

@@ -245,7 +245,9 @@ def test_every_script_ends_with_its_changed_line_and_reads_no_stdin():
             "    step_main </dev/null\n    finish\n) 2>&1 | guard_output" in script), name
         assert f'STEP="{name}"' in script
         assert "set -Eeuo pipefail" in script
-        assert "trap 'on_error" in script
+        # the framework (its ERR trap included) is the step library, loaded first
+        assert script.index("\nload_step_lib </dev/null\n") < script.index("step_main </dev/null")
+    assert "trap 'on_error" in steps.STEP_LIB_SOURCE.read_text()
 
 
 def test_wkhtmltopdf_skip_is_explicit():
@@ -373,6 +375,9 @@ def test_scripts_pass_bash_and_shellcheck(variant, tmp_path):
         path = tmp_path / f"{name}.sh"
         path.write_text(script)
         assert_shell_clean(path)
+    lib = tmp_path / "step-lib.sh"  # what every step sources, as the server gets it
+    lib.write_text(steps.step_lib()["text"] + "\n")
+    assert_shell_clean(lib)
 
 
 def test_growing_the_data_volume_reruns_only_its_step():
@@ -453,7 +458,8 @@ def test_failed_secret_step_prints_progress_but_no_secret(guard):
     texts = (steps._guarded_texts(steps.Step("odoo-config", (), ("odoo.conf",)), files, (ADMIN, USER_PASSWORD))
              if guard else [])
     script = steps._env.from_string(LEAKY_BODY).render(
-        step="leaky", stack=s.stack, f=conf.template_data(), pw=ADMIN, secret_texts=texts)
+        step="leaky", stack=s.stack, f=conf.template_data(), pw=ADMIN, secret_texts=texts,
+        lib=steps.step_lib(), install_lib=True)  # the private /var/lib has no step library yet
     r = _run_as_root_in_private_var_lib(script)
     out = r.stdout + r.stderr
     assert r.returncode != 0
@@ -464,7 +470,9 @@ def test_failed_secret_step_prints_progress_but_no_secret(guard):
     if guard:
         assert leaked == [], f"secret text in the output: {leaked}\n{out}"
         assert "sudo cat /var/lib/odoo-pulumi/log/leaky.log" in r.stderr
-        assert r.stdout.count("\n") <= 4, r.stdout  # progress lines only
+        # progress lines only (the first: the step library, installed in the private /var/lib)
+        assert all(line.startswith("odoo-pulumi: leaky: ") for line in r.stdout.splitlines()), r.stdout
+        assert r.stdout.count("\n") <= 5, r.stdout
     else:
         assert leaked, "the unguarded body must leak, or this test proves nothing"
 
@@ -473,7 +481,7 @@ def test_only_steps_with_a_secret_file_are_guarded():
     """The guard is rendered where a secret file rides, and nowhere else (other steps'
     scripts, and so their re-runs, are unchanged)."""
     scripts = render(host_settings())
-    guarded = {name for name, script in scripts.items() if "guard_output" in script}
+    guarded = {name for name, script in scripts.items() if "| guard_output" in script}
     assert guarded == {"odoo-config"}
 
 
@@ -554,3 +562,29 @@ def test_a_new_program_version_reruns_only_the_step_that_installs_it(program, tm
     assert new.source == str(changed) and f"{new.staged} {new.sha256}" in after[user]
     for name, script in after.items():
         assert "# a new version" not in script and base64.b64encode(changed.read_bytes()).decode()[:80] not in script
+
+
+# --- issue 13: the step framework is shipped once --------------------------------------------------
+
+def test_the_step_framework_travels_once_in_wait():
+    """The framework (templates/scripts/step-lib.sh) is in wait's script once, as the
+    here-document that installs it, and in no other script: those carry its SHA-256 and
+    source the installed copy after checking it."""
+    lib = steps.step_lib()
+    for s in (host_settings(), aws(), host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")):
+        scripts = render(s)
+        for name, script in scripts.items():
+            assert f"local want={lib['sha256']}\n" in script and f"STEP_LIB={lib['path']}\n" in script, name
+            holds = script.count(lib["text"])
+            assert holds == (1 if name == "wait" else 0), (name, holds)
+            assert script.count("put_file() {") == holds and script.count("guard_output() {") == holds, name
+        assert sum(map(len, scripts.values())) < 100_000  # was 149 kB with a domain before issue 13
+
+
+def test_a_step_without_its_library_refuses_to_run():
+    """A step other than wait on a server where wait has not installed this step library
+    (or installed another version) stops at once, saying so, and changes nothing."""
+    script = render(host_settings())["health"]
+    r = _run_as_root_in_private_var_lib(script)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "odoo-pulumi: health: FAILED: /var/lib/odoo-pulumi/step-lib.sh is missing or not this deployment's" in r.stderr
