@@ -102,22 +102,23 @@ class Provisioning(pulumi.ComponentResource):
         triggers = [args.server_id] if args.server_id is not None else None
 
         self.commands = {}
-        uploads: dict[str, list[pulumi.Resource]] = {}
+        programs = steps.programs(s)
         for step in plan:
             deps: list[pulumi.Resource] = [self.commands[d] for d in step.depends_on]
             if step.name == "wait":
                 deps += list(args.depends_on)
             if step.name == "odoo-install" and archive_sha:
                 deps.append(self._upload_archive(s, connection, archive_sha, triggers))
-            deps += uploads.get(step.name, [])
+            # The shipped programs (odoo-acceptance, odoo-backup, odoo-restore): each uploaded
+            # once (after wait), and the step that installs it waits for its upload. Declared
+            # here, just before that step, rather than right after wait: the SDK then
+            # registers them after the steps that come first (a no-op preview is a chain of
+            # registrations, each waiting for the one before).
+            deps += [self._upload_program(key, program, connection, triggers)
+                     for key, (program, user) in programs.items() if user == step.name]
             scripts = secret_scripts if steps.step_is_secret(step) else plain_scripts
             self.commands[step.name] = self._command(
                 s, step, connection, scripts.apply(lambda d, n=step.name: d[n]), triggers, deps)
-            if step.name == "wait":
-                # The shipped programs (odoo-acceptance, odoo-backup, odoo-restore): each
-                # uploaded once, the step that installs it waits for its upload.
-                for key, (program, user) in steps.programs(s).items():
-                    uploads.setdefault(user, []).append(self._upload_program(key, program, connection, triggers))
 
         # health's script is secret (a fingerprint of the secret ones), its stdout is not.
         self.health = self.commands["health"].stdout.apply(health_summary)
