@@ -588,3 +588,17 @@ def test_a_step_without_its_library_refuses_to_run():
     r = _run_as_root_in_private_var_lib(script)
     assert r.returncode == 1 and r.stdout == ""
     assert "odoo-pulumi: health: FAILED: /var/lib/odoo-pulumi/step-lib.sh is missing or not this deployment's" in r.stderr
+
+
+def test_the_stripping_environment_never_gets_a_template_compiled_without_it(tmp_path):
+    """Compiled templates are cached per user, keyed by the template's file and source:
+    the environment that strips comments salts that key, so it never loads what an
+    environment without the stripping compiled from the same file (and the reverse)."""
+    from odoo_pulumi import templating
+    if templating._BYTECODE_CACHE is None:
+        pytest.skip("no bytecode cache on this machine")
+    (tmp_path / "t.sh.j2").write_text("# a comment\necho hi\n")
+    assert templating.environment(tmp_path).get_template("t.sh.j2").render() == "# a comment\necho hi\n"
+    stripping = templating.environment(tmp_path, extensions=[steps._ShellComments], cache_salt="test")
+    assert stripping.get_template("t.sh.j2").render() == "echo hi\n"
+    assert templating.environment(tmp_path).get_template("t.sh.j2").render() == "# a comment\necho hi\n"
