@@ -102,12 +102,20 @@ class Provisioning(pulumi.ComponentResource):
         triggers = [args.server_id] if args.server_id is not None else None
 
         self.commands = {}
+        programs = steps.programs(s)
         for step in plan:
             deps: list[pulumi.Resource] = [self.commands[d] for d in step.depends_on]
             if step.name == "wait":
                 deps += list(args.depends_on)
             if step.name == "odoo-install" and archive_sha:
                 deps.append(self._upload_archive(s, connection, archive_sha, triggers))
+            # The shipped programs (odoo-acceptance, odoo-backup, odoo-restore): each uploaded
+            # once (after wait), and the step that installs it waits for its upload. Declared
+            # here, just before that step, rather than right after wait: the SDK then
+            # registers them after the steps that come first (a no-op preview is a chain of
+            # registrations, each waiting for the one before).
+            deps += [self._upload_program(key, program, connection, triggers)
+                     for key, (program, user) in programs.items() if user == step.name]
             scripts = secret_scripts if steps.step_is_secret(step) else plain_scripts
             self.commands[step.name] = self._command(
                 s, step, connection, scripts.apply(lambda d, n=step.name: d[n]), triggers, deps)
@@ -170,6 +178,20 @@ class Provisioning(pulumi.ComponentResource):
         secret = pulumi.Output.secret(pulumi.Output.all(common, args.admin_password, args.admin_user_password).apply(
             lambda a: render(a[0], (a[1], a[2]))))
         return plain, secret
+
+    def _upload_program(self, key: str, program: ServerFile, connection: remote.ConnectionArgs,
+                        triggers: Optional[list]) -> remote.CopyToRemote:
+        """A program of the repository as a FileAsset (only its path and hash reach the
+        engine and the state, never its bytes), uploaded as the SSH user to a staging
+        path named by its hash; the step that installs it checks the hash."""
+        return remote.CopyToRemote(
+            f"{self._prefix}-upload-{key}",
+            connection=connection,
+            source=pulumi.FileAsset(program.source),
+            remote_path=program.staged,
+            triggers=triggers,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.commands["wait"]]),
+        )
 
     def _upload_archive(self, s: Settings, connection: remote.ConnectionArgs, archive_sha: str,
                         triggers: Optional[list]) -> remote.CopyToRemote:

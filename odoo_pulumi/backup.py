@@ -212,8 +212,18 @@ def render_timer(s: Settings) -> str:
 
 
 def program(source) -> str:
-    """A program of files/ as it is: what the tests run is what the server runs."""
-    return source.read_text()
+    """A program of files/ as it is, byte for byte: what the tests run is what the server runs."""
+    return source.read_bytes().decode()
+
+
+def program_files() -> dict[str, ServerFile]:
+    """odoo-backup and odoo-restore, shipped as they are: uploaded once from files/ (see
+    ServerFile.source), installed by the backup step after checking their SHA-256."""
+    return {
+        "odoo-backup": ServerFile(BACKUP_BIN, program(BACKUP_SOURCE), "root", "root", 0o755, source=str(BACKUP_SOURCE)),
+        "odoo-restore": ServerFile(RESTORE_BIN, program(RESTORE_SOURCE), "root", "root", 0o755,
+                                   source=str(RESTORE_SOURCE)),
+    }
 
 
 def server_files(
@@ -232,8 +242,7 @@ def server_files(
     """
     dest = destination(s, bucket, region)
     return {
-        "odoo-backup": ServerFile(BACKUP_BIN, program(BACKUP_SOURCE), "root", "root", 0o755),
-        "odoo-restore": ServerFile(RESTORE_BIN, program(RESTORE_SOURCE), "root", "root", 0o755),
+        **program_files(),
         "odoo-backup.service": ServerFile(BACKUP_UNIT, render_unit(s, dest)),
         "odoo-backup.timer": ServerFile(BACKUP_TIMER, render_timer(s)),
         "backup.conf": ServerFile(BACKUP_CONF, render_conf(s, dest, credentials), "root", "root", 0o600,

@@ -74,8 +74,9 @@ def read_stack_file(stack: str, root: Path = ROOT) -> dict[str, Any]:
 
 
 def _stack_file_config(path: Path) -> dict[str, Any]:
-    """The `config:` mapping of a stack file, every scalar as the text written."""
-    data = yaml.load(path.read_text(), Loader=yaml.BaseLoader) or {}
+    """The `config:` mapping of a stack file, every scalar as the text written (libyaml's
+    base loader when present: the same reading, ~10x faster, on every preview)."""
+    data = yaml.load(path.read_text(), Loader=getattr(yaml, "CBaseLoader", yaml.BaseLoader)) or {}
     return dict(data.get("config") or {})
 
 

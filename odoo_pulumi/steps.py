@@ -26,19 +26,20 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+import jinja2.ext
+
 
 from odoo_pulumi import adminhash, backup
 from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_SOCKET, ODOO_UMASK,
                                 exec_start, socket_activation, without_demo_arg)
-from odoo_pulumi.server_files import ServerFile
+from odoo_pulumi.server_files import STAGING_DIR, ServerFile
 from odoo_pulumi.settings import ROOT, Settings, SettingsError
 from odoo_pulumi.templating import environment
 
 TEMPLATES = ROOT / "templates" / "scripts"
 
-# Where CopyToRemote puts the Odoo archive: writable by the SSH user, kept across
-# reboots (Debian 13 mounts /tmp as tmpfs), checked by SHA-256 before use.
-STAGING_DIR = "/var/tmp/odoo-pulumi"
+# STAGING_DIR (server_files): where CopyToRemote puts the Odoo archive and the shipped
+# programs, each checked by SHA-256 before use.
 DATA_MOUNT = "/srv/odoo-data"
 # Directories on the data volume and where they are bind-mounted: PostgreSQL's data and
 # its cluster configuration (a new instance must find both), Odoo's data_dir.
@@ -137,6 +138,27 @@ def plan(s: Settings) -> tuple[Step, ...]:
 # Steps that carry a secret value other than a file: odoo-config hashes the master password
 # and the administrator user's password on the server.
 SECRET_VALUE_STEPS = frozenset({"odoo-config"})
+
+
+def acceptance_file() -> ServerFile:
+    """odoo-acceptance as the health step installs it: odoo_pulumi/acceptance.py as it is."""
+    return ServerFile(ACCEPTANCE_PATH, ACCEPTANCE_SOURCE.read_bytes().decode(), "root", "root", 0o755,
+                      source=str(ACCEPTANCE_SOURCE))
+
+
+# The programs shipped as uploads (ServerFile.source) and the step that installs each:
+# their bytes never travel in a script, only their SHA-256 (so a new version of one
+# re-runs only the step that installs it).
+PROGRAM_STEPS = {"odoo-acceptance": "health", "odoo-backup": "backup", "odoo-restore": "backup"}
+
+
+def programs(s: Settings) -> dict[str, tuple[ServerFile, str]]:
+    """The shipped programs of this plan: key -> (file, the step that installs it).
+    Known without the rendered server files (which may wait for the cloud), so the
+    uploads can be declared at once."""
+    files = {"odoo-acceptance": acceptance_file(), **backup.program_files()}
+    present = {st.name for st in plan(s)}
+    return {k: (files[k], step) for k, step in PROGRAM_STEPS.items() if step in present}
 
 
 def step_embeds_secret(step: Step) -> bool:
@@ -239,6 +261,42 @@ def _quote(value: Any) -> str:
     return shlex.quote(str(value))
 
 
+_HEREDOC = re.compile(r"(?<!<)<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
+def strip_shell_comments(source: str) -> str:
+    """A step template without its comment lines: they are for readers of templates/,
+    and every byte of a script is carried by each preview (the engine logs every input).
+
+    Dropped: lines that hold only a comment (`#` first after indentation), outside
+    here-documents (whose lines are content), except the `#!` line, shellcheck
+    directives and any comment holding template data (`{{`, `{%`: a fingerprint or a
+    value that re-runs the step when it changes must stay in the script).
+    """
+    out: list[str] = []
+    heredoc: str | None = None
+    for line in source.splitlines(keepends=True):
+        text = line.strip()
+        if heredoc is not None:
+            if text == heredoc:
+                heredoc = None
+            out.append(line)
+            continue
+        if (text.startswith("#") and not text.startswith("#!") and not re.match(r"#\s*shellcheck\s", text)
+                and "{{" not in text and "{%" not in text):
+            continue
+        m = _HEREDOC.search(line)
+        if m:
+            heredoc = m.group(2)
+        out.append(line)
+    return "".join(out)
+
+
+class _ShellComments(jinja2.ext.Extension):
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        return strip_shell_comments(source)
+
+
 _env = environment(
     TEMPLATES,
     trim_blocks=True,
@@ -246,8 +304,28 @@ _env = environment(
     # Bash's ${#array[@]} would open a Jinja comment with the default "{#".
     comment_start_string="{##",
     comment_end_string="##}",
+    extensions=[_ShellComments],
+    # Change the salt whenever strip_shell_comments changes: compiled templates are cached.
+    cache_salt="strip_shell_comments v1",
 )
 _env.filters["q"] = _quote
+
+# The step framework (errors, progress, file and package helpers, the output guard), shipped
+# once: the wait step installs it on the server, every step checks its SHA-256 and sources
+# it (templates/scripts/_step.sh.j2), instead of each of the eight scripts carrying it.
+STEP_LIB_SOURCE = TEMPLATES / "step-lib.sh"
+STEP_LIB_PATH = "/var/lib/odoo-pulumi/step-lib.sh"
+
+
+def step_lib() -> dict[str, str]:
+    """The library as the server gets it (without its comment lines), its path and SHA-256;
+    `text` without the final newline (the here-document in wait's script adds it)."""
+    content = strip_shell_comments(STEP_LIB_SOURCE.read_text())
+    if not content.endswith("\n") or content.endswith("\n\n"):
+        raise ValueError(f"{STEP_LIB_SOURCE} must end with exactly one newline")
+    if "\nODOO_PULUMI_STEP_LIB\n" in content:
+        raise ValueError(f"{STEP_LIB_SOURCE} holds the delimiter of the here-document that installs it")
+    return {"path": STEP_LIB_PATH, "sha256": hashlib.sha256(content.encode()).hexdigest(), "text": content[:-1]}
 _env.filters["b64"] = lambda text: base64.b64encode(str(text).encode()).decode()
 
 
@@ -470,8 +548,7 @@ def _contexts(
             "domain": s.domain or "",
             "host": host,
             "timeout": HEALTH_TIMEOUT_S,
-            "acceptance": {"path": ACCEPTANCE_PATH, "owner": "root", "group": "root", "mode": "0755",
-                           "b64": base64.b64encode(ACCEPTANCE_SOURCE.read_bytes()).decode()},
+            "acceptance": acceptance_file().template_data(),
             "database": s.database,
             "admin_login": s.admin_login,
             "cron_wait": CRON_WAIT_S,
@@ -514,6 +591,8 @@ def render_scripts(
                 raise ValueError(f"step {step.name} needs the server file {key!r}, not rendered")
             if files[key].secret and not step_is_secret(step):
                 raise ValueError(f"step {step.name} embeds the secret file {key!r} but is not marked secret")
+            if files[key].source and PROGRAM_STEPS.get(key) != step.name:
+                raise ValueError(f"step {step.name}: {key!r} is shipped as an upload that no step installs")
     if s.odoo_source == "archive" and not archive_sha256:
         raise ValueError("odooSource archive needs the archive's SHA-256")
     if s.target == "aws" and not data_volume_id:
@@ -531,6 +610,7 @@ def render_scripts(
     ctx = _contexts(s, files, host, archive_sha256, data_volume_id, admin_password or "", admin_user_password or "",
                     backup_destination)
     passwords = (admin_password, admin_user_password) if with_secrets else ()
+    lib = step_lib()
     scripts: dict[str, str] = {}
     for step in steps:
         extra: dict[str, Any] = {}
@@ -542,6 +622,7 @@ def render_scripts(
             extra["fingerprint"] = "inputs " + _fingerprint(*scripts.values())
         scripts[step.name] = _env.get_template(f"{step.name}.sh.j2").render(
             step=step.name, stack=s.stack, secret_texts=_guarded_texts(step, files, passwords),
+            lib=lib, install_lib=step.name == "wait",
             **ctx[step.name], **extra
         )
     return scripts

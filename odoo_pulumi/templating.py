@@ -19,10 +19,27 @@ except RuntimeError:  # no private temporary directory to be had: compile every 
     _BYTECODE_CACHE = None
 
 
-def environment(folder: Path = TEMPLATES, **options) -> jinja2.Environment:
-    """A strict environment over `folder`; `options` adjust whitespace or delimiters."""
+class _SaltedCache(jinja2.FileSystemBytecodeCache):
+    """The bytecode cache for an environment that rewrites its sources before compiling
+    (an extension's preprocess): the salt names that rewriting, so a template compiled
+    without it (or by an older version of it) is never served."""
+
+    def __init__(self, salt: str):
+        super().__init__()
+        self.salt = salt
+
+    def get_source_checksum(self, source: str) -> str:
+        return super().get_source_checksum(f"{self.salt}\n{source}")
+
+
+def environment(folder: Path = TEMPLATES, *, cache_salt: str = "", **options) -> jinja2.Environment:
+    """A strict environment over `folder`; `options` adjust whitespace or delimiters;
+    `cache_salt` (required with a preprocessing extension) names the preprocessing."""
+    cache = _BYTECODE_CACHE
+    if cache is not None and cache_salt:
+        cache = _SaltedCache(cache_salt)
     settings = dict(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
-                    bytecode_cache=_BYTECODE_CACHE)
+                    bytecode_cache=cache)
     settings.update(options)
     return jinja2.Environment(loader=jinja2.FileSystemLoader(folder), **settings)
 

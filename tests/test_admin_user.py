@@ -86,8 +86,10 @@ def test_new_secret_or_login_changes_only_odoo_config_and_health():
 def test_health_ships_and_runs_the_acceptance_check():
     s = host_settings(database="erp", adminLogin="boss@example.com")
     health = _scripts(s)["health"]
-    shipped = base64.b64encode(open(acceptance.__file__, "rb").read()).decode()
-    assert shipped in health and steps.ACCEPTANCE_PATH in health
+    # shipped as an upload (issue 13): the script names it by path and SHA-256, never its bytes
+    program = steps.acceptance_file()
+    assert program.source == acceptance.__file__ and program.content == open(acceptance.__file__, "rb").read().decode()
+    assert f"put_staged {steps.ACCEPTANCE_PATH} root root 0755 {program.staged} {program.sha256}\n" in health
     run = health[health.index("--http --server"):].split("2>&1")[0]
     assert "--no-attachment" in run and "--db erp" in run and "--login boss@example.com" in run
     assert "--password" not in run

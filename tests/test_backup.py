@@ -318,7 +318,10 @@ def test_step_installs_what_the_destination_needs():
     assert "ensure_dir \"$backup_dir\" root root 0700" in local and "backup_dir=/var/backups/odoo" in local
     assert local.index("--check") < local.index("ensure_enabled odoo-backup.timer")
     for f in backup.server_files(s).values():
-        assert f"put_file {f.path} {f.owner} {f.group} {f.mode:04o}" in local
+        if f.source:  # the programs: installed from their upload, checked by SHA-256
+            assert f"put_staged {f.path} {f.owner} {f.group} {f.mode:04o} {f.staged} {f.sha256}\n" in local
+        else:
+            assert f"put_file {f.path} {f.owner} {f.group} {f.mode:04o}" in local
     assert local.rstrip().endswith("step_main </dev/null\nfinish")
     s3 = backup_step(*aws_files())
     assert "apt_install python3 tar gzip python3-boto3" in s3 and "backup_dir=" not in s3
@@ -354,7 +357,7 @@ def test_file_contents_travel_encoded():
     # The step template with the step's own data (steps.render_scripts itself refuses a
     # secret backup.conf: the backup step is not a secret step, see below).
     script = steps._env.get_template("backup.sh.j2").render(
-        step="backup", stack=s.stack, secret_texts=[],
+        step="backup", stack=s.stack, secret_texts=[], lib=steps.step_lib(),
         **steps._backup_context(files, backup.destination(s)))
     assert "wJalrXUtnFEMI" not in script and "AKIAIOSFODNN7EXAMPLE" not in script
     with pytest.raises(ValueError, match="backup.conf.*not marked secret"):

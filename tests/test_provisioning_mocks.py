@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -182,12 +183,17 @@ def test_depends_on_follows_the_plan(which, host_build, aws_build, archive):
                 else stack_settings("small"))
     cmds = commands(regs)
     urn_to_step = {c.urn: n for n, c in cmds.items()}
-    copies = {r.urn for r in regs.values() if isinstance(r, Registered) and r.type == COPY}
+    copies = {r.name: r.urn for r in regs.values() if isinstance(r, Registered) and r.type == COPY}
+    uploads = {urn: steps.programs(settings)[name.removeprefix("odoo-upload-")][1]
+               for name, urn in copies.items() if name.startswith("odoo-upload-")}
+    assert sorted(uploads.values()) == ["backup", "backup", "health"]
     for step in steps.plan(settings):
         deps = cmds[step.name].dependencies
         assert {urn_to_step[u] for u in deps if u in urn_to_step} == set(step.depends_on), step.name
+        # Each step waits for the uploads it installs, and for no other.
+        assert {u for u in deps if u in uploads} == {u for u, user in uploads.items() if user == step.name}
         if step.name == "odoo-install" and settings.odoo_source == "archive":
-            assert copies and copies <= set(deps)
+            assert copies["odoo-odoo-archive"] in deps
     if which == "aws":
         assert "data-volume" in cmds
 
@@ -195,8 +201,8 @@ def test_depends_on_follows_the_plan(which, host_build, aws_build, archive):
 def test_archive_uploaded_after_wait_to_its_staging_path(host_build, archive):
     """The archive goes up once SSH answers, to the path the install step checks."""
     cmds = commands(host_build)
-    copy = next(r for r in host_build.values() if isinstance(r, Registered) and r.type == COPY)
-    assert cmds["wait"].urn in copy.dependencies
+    copy = next(r for r in host_build.values() if isinstance(r, Registered) and r.name == "odoo-odoo-archive")
+    assert copy.type == COPY and cmds["wait"].urn in copy.dependencies
     sha = steps.file_sha256(archive)
     s = host_settings(odooSource="archive", odooArchive=archive)
     assert copy.inputs["remotePath"] == steps.archive_staging_path(s, sha)
@@ -204,8 +210,40 @@ def test_archive_uploaded_after_wait_to_its_staging_path(host_build, archive):
 
 
 def test_aws_build_has_no_upload_for_deb(aws_build):
-    """The deb source downloads from Odoo's repository on the server: nothing to upload."""
-    assert not [r for r in aws_build.values() if isinstance(r, Registered) and r.type == COPY]
+    """The deb source downloads from Odoo's repository on the server: no archive to upload
+    (only the shipped programs)."""
+    assert sorted(r.name for r in aws_build.values() if isinstance(r, Registered) and r.type == COPY) == [
+        "odoo-upload-odoo-acceptance", "odoo-upload-odoo-backup", "odoo-upload-odoo-restore"]
+
+
+def _text(value) -> str:
+    """A script as sent, whether plain or in the secret wrapper."""
+    return value["value"] if isinstance(value, dict) else value
+
+
+@pytest.mark.parametrize("which", ["host", "aws"])
+def test_programs_uploaded_as_file_assets_never_inside_a_script(which, host_build, aws_build):
+    """odoo-acceptance, odoo-backup and odoo-restore go up once, each as a FileAsset of its
+    file in this repository (the engine and the state get its path and hash, never its
+    bytes), after wait, to the staging path named by its hash; the step that installs it
+    carries that path and hash, and no step's script holds any part of a program."""
+    regs = host_build if which == "host" else aws_build
+    cmds = commands(regs)
+    settings = host_settings() if which == "host" else stack_settings("small")
+    for key, (program, user) in steps.programs(settings).items():
+        copy = next(r for r in regs.values() if isinstance(r, Registered) and r.name == f"odoo-upload-{key}")
+        assert copy.type == COPY and cmds["wait"].urn in copy.dependencies
+        source = copy.inputs["source"]
+        assert isinstance(source, pulumi.FileAsset) and source.path == program.source
+        assert Path(program.source).read_bytes().decode() == program.content
+        assert copy.inputs["remotePath"] == program.staged and program.sha256[:16] in program.staged
+        assert f"{program.staged} {program.sha256}" in _text(cmds[user].inputs["stdin"])
+        encoded = base64.b64encode(program.content.encode()).decode()
+        for name, cmd in cmds.items():
+            stdin = _text(cmd.inputs["stdin"])
+            assert program.content[200:260] not in stdin and encoded[200:260] not in stdin, (key, name)
+            if name != user:
+                assert program.sha256 not in stdin, (key, name)
 
 
 # --- secrets ------------------------------------------------------------------------------

@@ -109,7 +109,9 @@ def test_each_step_embeds_its_own_files():
     assert owners["odoo-config"] == ("odoo.conf", "odoo.service", "odoo.socket")
     assert owners["nginx"] == ("nginx-site", "nginx-site-acme")
     for key, f in files.items():
-        holders = [name for name, script in scripts.items() if b64(f.content) in script]
+        # A shipped program (an upload) is named by its SHA-256, any other file embedded.
+        mark = f.sha256 if f.source else b64(f.content)
+        holders = [name for name, script in scripts.items() if mark in script]
         owner = [name for name, embeds in owners.items() if key in embeds]
         assert holders == owner, f"{key} is embedded in {holders}, expected {owner}"
 
@@ -243,7 +245,9 @@ def test_every_script_ends_with_its_changed_line_and_reads_no_stdin():
             "    step_main </dev/null\n    finish\n) 2>&1 | guard_output" in script), name
         assert f'STEP="{name}"' in script
         assert "set -Eeuo pipefail" in script
-        assert "trap 'on_error" in script
+        # the framework (its ERR trap included) is the step library, loaded first
+        assert script.index("\nload_step_lib </dev/null\n") < script.index("step_main </dev/null")
+    assert "trap 'on_error" in steps.STEP_LIB_SOURCE.read_text()
 
 
 def test_wkhtmltopdf_skip_is_explicit():
@@ -371,6 +375,9 @@ def test_scripts_pass_bash_and_shellcheck(variant, tmp_path):
         path = tmp_path / f"{name}.sh"
         path.write_text(script)
         assert_shell_clean(path)
+    lib = tmp_path / "step-lib.sh"  # what every step sources, as the server gets it
+    lib.write_text(steps.step_lib()["text"] + "\n")
+    assert_shell_clean(lib)
 
 
 def test_growing_the_data_volume_reruns_only_its_step():
@@ -451,7 +458,8 @@ def test_failed_secret_step_prints_progress_but_no_secret(guard):
     texts = (steps._guarded_texts(steps.Step("odoo-config", (), ("odoo.conf",)), files, (ADMIN, USER_PASSWORD))
              if guard else [])
     script = steps._env.from_string(LEAKY_BODY).render(
-        step="leaky", stack=s.stack, f=conf.template_data(), pw=ADMIN, secret_texts=texts)
+        step="leaky", stack=s.stack, f=conf.template_data(), pw=ADMIN, secret_texts=texts,
+        lib=steps.step_lib(), install_lib=True)  # the private /var/lib has no step library yet
     r = _run_as_root_in_private_var_lib(script)
     out = r.stdout + r.stderr
     assert r.returncode != 0
@@ -462,7 +470,9 @@ def test_failed_secret_step_prints_progress_but_no_secret(guard):
     if guard:
         assert leaked == [], f"secret text in the output: {leaked}\n{out}"
         assert "sudo cat /var/lib/odoo-pulumi/log/leaky.log" in r.stderr
-        assert r.stdout.count("\n") <= 4, r.stdout  # progress lines only
+        # progress lines only (the first: the step library, installed in the private /var/lib)
+        assert all(line.startswith("odoo-pulumi: leaky: ") for line in r.stdout.splitlines()), r.stdout
+        assert r.stdout.count("\n") <= 5, r.stdout
     else:
         assert leaked, "the unguarded body must leak, or this test proves nothing"
 
@@ -471,5 +481,124 @@ def test_only_steps_with_a_secret_file_are_guarded():
     """The guard is rendered where a secret file rides, and nowhere else (other steps'
     scripts, and so their re-runs, are unchanged)."""
     scripts = render(host_settings())
-    guarded = {name for name, script in scripts.items() if "guard_output" in script}
+    guarded = {name for name, script in scripts.items() if "| guard_output" in script}
     assert guarded == {"odoo-config"}
+
+
+# --- issue 13: the shipped scripts carry no comment ------------------------------------------------
+
+def test_shipped_scripts_hold_no_template_comment():
+    """Comments are for readers of templates/: no rendered script holds a comment line
+    (outside here-documents) but the #! line, shellcheck directives and the comments that
+    carry template data (health's fingerprint, odoo-config's code reference, which re-run
+    those steps when they change)."""
+    data_comments = []
+    for template in steps.TEMPLATES.glob("*.sh.j2"):
+        for line in template.read_text().splitlines():
+            if line.strip().startswith("#") and "{{" in line:
+                parts = re.split(r"\{\{.*?\}\}", line.strip())
+                data_comments.append(re.compile(".*".join(re.escape(p) for p in parts)))
+    for s in (host_settings(), aws(), host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")):
+        scripts = render(s)
+        for name, script in scripts.items():
+            heredoc = None
+            for line in script.splitlines():
+                text = line.strip()
+                if heredoc:
+                    heredoc = None if text == heredoc else heredoc
+                    continue
+                m = steps._HEREDOC.search(line)
+                if m:
+                    heredoc = m.group(2)
+                if text.startswith("#") and not text.startswith("#!") and not re.match(r"#\s*shellcheck\s", text):
+                    assert any(c.fullmatch(text) for c in data_comments), f"{name}: comment shipped: {line}"
+        assert "Re-runs whenever a step it checks changed: inputs " in scripts["health"]
+        assert "Code of this deployment: odoo-install " in scripts["odoo-config"]
+
+
+def test_stripping_comments_keeps_the_code_bash_runs(tmp_path):
+    """Each template without its comments is the same program to bash: `declare -f` of
+    the whole script wrapped in a function (bash prints code without comments) is the
+    same with and without the stripping, so no here-document or quoted text lost a line."""
+    import subprocess
+    plain = steps.environment(steps.TEMPLATES, trim_blocks=True, lstrip_blocks=True,
+                              comment_start_string="{##", comment_end_string="##}")
+    plain.filters.update(steps._env.filters)
+    s = host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")
+    stripped = render(s)
+    original, steps._env = steps._env, plain
+    try:
+        full = render(s)
+    finally:
+        steps._env = original
+
+    def code(script: str) -> str:
+        r = subprocess.run(["bash", "-c", 'eval "f() {\n$(cat)\n}"; declare -f f'], input=script,
+                           capture_output=True, text=True, check=True)
+        return r.stdout
+
+    for name in full:
+        assert len(stripped[name]) < len(full[name]) and code(stripped[name]) == code(full[name]), name
+
+
+# --- issue 13: the programs travel as uploads, their hash in the step that installs them ----------
+
+@pytest.mark.parametrize("program", ["odoo-backup", "odoo-restore", "odoo-acceptance"])
+def test_a_new_program_version_reruns_only_the_step_that_installs_it(program, tmp_path, monkeypatch):
+    """A program shipped as an upload is named in its step's script by its SHA-256 and
+    staging path (never its bytes): a new version changes that step's script (and
+    health's, which re-checks after any change) and no other."""
+    source = {"odoo-backup": (backup, "BACKUP_SOURCE"), "odoo-restore": (backup, "RESTORE_SOURCE"),
+              "odoo-acceptance": (steps, "ACCEPTANCE_SOURCE")}[program]
+    s = host_settings()
+    before = render(s)
+    changed = tmp_path / program
+    changed.write_text(getattr(*source).read_text() + "\n# a new version\n")
+    monkeypatch.setattr(*source, changed)
+    after = render(s)
+    user = steps.PROGRAM_STEPS[program]
+    assert sorted(k for k in before if before[k] != after[k]) == sorted({user, "health"})
+    new = steps.programs(s)[program][0]
+    assert new.source == str(changed) and f"{new.staged} {new.sha256}" in after[user]
+    for name, script in after.items():
+        assert "# a new version" not in script and base64.b64encode(changed.read_bytes()).decode()[:80] not in script
+
+
+# --- issue 13: the step framework is shipped once --------------------------------------------------
+
+def test_the_step_framework_travels_once_in_wait():
+    """The framework (templates/scripts/step-lib.sh) is in wait's script once, as the
+    here-document that installs it, and in no other script: those carry its SHA-256 and
+    source the installed copy after checking it."""
+    lib = steps.step_lib()
+    for s in (host_settings(), aws(), host_settings(domain="erp.example.com", letsencryptEmail="it@example.com")):
+        scripts = render(s)
+        for name, script in scripts.items():
+            assert f"local want={lib['sha256']}\n" in script and f"STEP_LIB={lib['path']}\n" in script, name
+            holds = script.count(lib["text"])
+            assert holds == (1 if name == "wait" else 0), (name, holds)
+            assert script.count("put_file() {") == holds and script.count("guard_output() {") == holds, name
+        assert sum(map(len, scripts.values())) < 100_000  # was 149 kB with a domain before issue 13
+
+
+def test_a_step_without_its_library_refuses_to_run():
+    """A step other than wait on a server where wait has not installed this step library
+    (or installed another version) stops at once, saying so, and changes nothing."""
+    script = render(host_settings())["health"]
+    r = _run_as_root_in_private_var_lib(script)
+    assert r.returncode == 1 and r.stdout == ""
+    assert "odoo-pulumi: health: FAILED: /var/lib/odoo-pulumi/step-lib.sh is missing or not this deployment's" in r.stderr
+
+
+def test_the_stripping_environment_never_gets_a_template_compiled_without_it(tmp_path):
+    """Compiled templates are cached per user, keyed by the template's file and source:
+    the environment that strips comments salts that key, so it never loads what an
+    environment without the stripping compiled from the same file (and the reverse)."""
+    from odoo_pulumi import templating
+    if templating._BYTECODE_CACHE is None:
+        pytest.skip("no bytecode cache on this machine")
+    (tmp_path / "t.sh.j2").write_text("# a comment\necho hi\n")
+    assert templating.environment(tmp_path).get_template("t.sh.j2").render() == "# a comment\necho hi\n"
+    stripping = templating.environment(tmp_path, extensions=[steps._ShellComments], cache_salt="test")
+    assert stripping.get_template("t.sh.j2").render() == "echo hi\n"
+    assert templating.environment(tmp_path).get_template("t.sh.j2").render() == "# a comment\necho hi\n"
