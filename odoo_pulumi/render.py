@@ -26,6 +26,8 @@ ACME_ROOT = "/var/www/letsencrypt"
 # Paths on the server, one per rendered file.
 ODOO_CONF = "/etc/odoo/odoo.conf"
 ODOO_UNIT = "/etc/systemd/system/odoo.service"
+ODOO_SOCKET = "/etc/systemd/system/odoo.socket"
+HTTP_INTERFACE = "127.0.0.1"  # Nginx is the only client; proxy_mode headers cannot be forged
 NGINX_SITE = "/etc/nginx/sites-available/odoo"
 NGINX_SITE_ACME = "/etc/nginx/sites-available/odoo-acme"
 
@@ -127,6 +129,7 @@ def _context(s: Settings, z: Sizing, **extra) -> dict:
         "summary": z.summary,
         "odoo_version": s.odoo_version,
         "http_port": HTTP_PORT,
+        "http_interface": HTTP_INTERFACE,
         "gevent_port": GEVENT_PORT,
         "data_dir": DATA_DIR,
         **extra,
@@ -146,10 +149,21 @@ def render_odoo_conf(s: Settings, z: Sizing, admin_passwd: str = ADMIN_PASSWD_SL
     )
 
 
+def socket_activation(s: Settings) -> bool:
+    """Odoo 19 takes its HTTP socket from systemd (LISTEN_FDS, verified on 19.0 in
+    prefork mode); earlier series are not known to, and bind it themselves."""
+    return s.odoo_version >= "19.0"
+
+
+def render_odoo_socket(s: Settings, z: Sizing) -> str:
+    return _env.get_template("odoo.socket.j2").render(_context(s, z))
+
+
 def render_odoo_unit(s: Settings, z: Sizing) -> str:
     return _env.get_template("odoo.service.j2").render(
         _context(
             s, z,
+            socket_unit="odoo.socket" if socket_activation(s) else "",
             exec_start=exec_start(s),
             writable_paths=[DATA_DIR],
             resources_syscalls=ODOO_RESOURCE_SYSCALLS,
@@ -194,6 +208,8 @@ def server_files(s: Settings, z: Sizing) -> dict[str, ServerFile]:
         "nginx-site": ServerFile(NGINX_SITE, render_nginx_site(s, z, tls=bool(s.domain))),
         "postgresql-tuning": ServerFile(postgres_tuning_path(s), render_postgres_tuning(s, z), "postgres", "postgres", 0o644),
     }
+    if socket_activation(s):
+        files["odoo.socket"] = ServerFile(ODOO_SOCKET, render_odoo_socket(s, z))
     if s.domain:
         files["nginx-site-acme"] = ServerFile(NGINX_SITE_ACME, render_nginx_site(s, z, tls=False))
     return files

@@ -60,6 +60,12 @@ HARD_OVER_SOFT = 2.5  # 640 -> 1600 MiB: the guide's pair; big PDF reports need 
 LIMIT_TIME_REAL_CRON = 3600  # crons (mass mailing, imports) run longer than requests
 LIMIT_REQUEST = 8192
 PROXY_TIMEOUT_MARGIN = 60  # Nginx waits this much longer than Odoo's own limit
+# Odoo's HTTP socket, held by systemd (odoo.socket): room for every connection a browser
+# may open to one site (6) for every user, within Linux's default cap (net.core.somaxconn).
+CONNECTIONS_PER_USER = 6
+LISTEN_BACKLOG_MIN = 128
+LISTEN_BACKLOG_MAX = 4096
+ODOO_OWN_BACKLOG_PER_WORKER = 8  # odoo/service/server.py: listen(8 * workers)
 
 # --- database connections --------------------------------------------------------------
 DB_MAXCONN = 8  # per HTTP/cron process; a request holds 2-3 connections at a time
@@ -132,6 +138,7 @@ class Sizing:
     db_maxconn: int
     db_maxconn_gevent: int
     proxy_timeout: int  # seconds, Nginx's proxy read/send timeouts
+    listen_backlog: int  # connections odoo.socket queues while every worker is busy
     postgres: PostgresSettings
     reasons: tuple[str, ...] = field(default=())
 
@@ -444,6 +451,24 @@ def _memory_limits_mib(chosen: InstanceType, processes: int) -> tuple[int, int, 
                         f"recycled above soft, killed above hard)")
 
 
+def listen_backlog(ceiling_workers: int, users_per_worker: int) -> int:
+    """Room in Odoo's HTTP socket for every connection the users the type can carry may
+    open: set by the type, not by `users`, so a users change never restarts the socket."""
+    users = ceiling_workers * users_per_worker
+    return max(LISTEN_BACKLOG_MIN, min(LISTEN_BACKLOG_MAX, users * CONNECTIONS_PER_USER))
+
+
+def _backlog_reason(chosen: InstanceType, workers: int, users_per_worker: int) -> str:
+    ceiling = max_processes(chosen.cores) - CRON_WORKERS
+    return (f"listen backlog {listen_backlog(ceiling, users_per_worker)} (the type's ceiling of {ceiling} "
+            f"workers x {users_per_worker} users x {CONNECTIONS_PER_USER} browser connections, "
+            f"{LISTEN_BACKLOG_MIN}..{LISTEN_BACKLOG_MAX}) on odoo.socket, which systemd holds for Odoo: "
+            f"Odoo's own socket queues only {ODOO_OWN_BACKLOG_PER_WORKER} x {workers} workers = "
+            f"{ODOO_OWN_BACKLOG_PER_WORKER * workers} connections, and past that the kernel drops them: each "
+            "dropped one waits 1-7 s for a TCP retransmit while workers may sit idle. With the larger queue a "
+            "burst waits in order, and a restart of Odoo refuses no connection")
+
+
 def size(
     users: int,
     *,
@@ -489,6 +514,7 @@ def size(
         "never what this sizing produces: the multi-process mode is what holds the load",
         *pg_reasons,
         limits_reason,
+        _backlog_reason(chosen, workers, users_per_worker),
     ]
     mib = 1024 * 1024
     return Sizing(
@@ -525,6 +551,7 @@ def size(
         db_maxconn=DB_MAXCONN,
         db_maxconn_gevent=DB_MAXCONN_GEVENT,
         proxy_timeout=limit_time_real + PROXY_TIMEOUT_MARGIN,
+        listen_backlog=listen_backlog(max_processes(chosen.cores) - CRON_WORKERS, users_per_worker),
         postgres=pg,
         reasons=tuple(reasons),
     )
@@ -548,6 +575,7 @@ def format_table(s: Sizing) -> str:
         ("limit_request", s.limit_request),
         ("db_maxconn / gevent", f"{s.db_maxconn} / {s.db_maxconn_gevent}"),
         ("nginx proxy timeouts", f"{s.proxy_timeout} s"),
+        ("listen backlog (odoo.socket)", s.listen_backlog),
     ]
     rows += [(f"postgres {k}", v) for k, v in asdict(s.postgres).items()]
     width = max(len(k) for k, _ in rows)

@@ -30,8 +30,8 @@ import jinja2.ext
 
 
 from odoo_pulumi import adminhash, backup
-from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_UMASK, exec_start,
-                                without_demo_arg)
+from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_SOCKET, ODOO_UMASK,
+                                exec_start, socket_activation, without_demo_arg)
 from odoo_pulumi.server_files import STAGING_DIR, ServerFile
 from odoo_pulumi.settings import ROOT, Settings, SettingsError
 from odoo_pulumi.templating import environment
@@ -105,6 +105,11 @@ class Step:
     summary: str = ""
 
 
+def odoo_config_files(s: Settings) -> tuple[str, ...]:
+    """The server files the odoo-config step writes (render.server_files keys)."""
+    return ("odoo.conf", "odoo.service", *(("odoo.socket",) if socket_activation(s) else ()))
+
+
 def plan(s: Settings) -> tuple[Step, ...]:
     """The steps for these settings, each after everything it depends on."""
     volume = ("data-volume",) if s.target == "aws" else ()
@@ -118,8 +123,8 @@ def plan(s: Settings) -> tuple[Step, ...]:
     steps += [
         Step("postgresql", ("base", *volume), ("postgresql-tuning",), "PostgreSQL, its tuning and the odoo role"),
         Step("odoo-install", ("base", *volume), (), "user odoo, Odoo's code and venv, wkhtmltopdf, addons dirs"),
-        Step("odoo-config", ("postgresql", "odoo-install"), ("odoo.conf", "odoo.service"),
-             "odoo.conf, the unit, the database, (re)start"),
+        Step("odoo-config", ("postgresql", "odoo-install"), odoo_config_files(s),
+             "odoo.conf, the unit and its socket, the database, (re)start"),
         Step("nginx", ("base",), site, "Nginx site tested before reload, TLS"),
         Step("backup", ("postgresql", "odoo-install"), backup.FILE_KEYS,
              "odoo-backup, odoo-restore, their config, the nightly timer"),
@@ -187,6 +192,7 @@ def delete_command(step: Step, s: Settings) -> str | None:
     db = shlex.quote(s.database)
     if step.name == "odoo-config":
         script = (
+            "systemctl disable --now odoo.socket 2>/dev/null || true; "
             "systemctl disable --now odoo 2>/dev/null || true; "
             f"runuser -u postgres -- dropdb --if-exists {db}; "
             f"rm -rf /var/lib/odoo/filestore/{db} /var/lib/odoo/sessions"
@@ -508,7 +514,9 @@ def _contexts(
             "nginx_user": NGINX_USER,
         },
         "odoo-config": {
-            "files": [files["odoo.conf"].template_data(), files["odoo.service"].template_data()],
+            "files": [files[key].template_data() for key in odoo_config_files(s)],
+            "socket_unit": "odoo.socket" if socket_activation(s) else "",
+            "socket_path": ODOO_SOCKET,
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
             "without_demo": without_demo_arg(s.odoo_version),

@@ -137,6 +137,24 @@ def test_each_user_logs_in_with_its_login_pages_cookie(stub):
     assert all(cookie == "session_id=" + "a" * 32 for _, _, cookie in logins), logins
 
 
+def test_users_stay_logged_in_across_steps_and_log_in_again_when_expired(stub):
+    """Steps of 2, 4, 6 users with one Options log in 6 times, not 12 (Nginx allows one
+    address 120 logins, then 1 a second: a run of 16..96 users logging in afresh at each
+    step was answered 429 on a real server); a session Odoo ended is logged in again."""
+    o = opts(stub, duration=0.5, warmup=0.2, think=0.05)
+    for n in (2, 4, 6):
+        r = loadtest.run_step(o, n, log=lambda m: None)
+        assert r.errors == {}
+    logins = [c for c in StubOdoo.calls if c[:2] == ("POST", "/web/session/authenticate")]
+    assert len(logins) == 6 and sorted(o.sessions) == list(range(6))
+    o.sessions[0] = "session_id=" + "x" * 32  # ended by Odoo (a restore, a password change)
+    StubOdoo.calls = []
+    loadtest.run_step(o, 1, log=lambda m: None)
+    assert any(c[2] == "session_id=" + "x" * 32 for c in StubOdoo.calls)  # the kept session was tried
+    relogins = [c for c in StubOdoo.calls if c[:2] == ("POST", "/web/session/authenticate")]
+    assert len(relogins) == 1 and o.sessions[0] == "session_id=" + "s" * 32
+
+
 def test_cli_refuses_a_wrong_password_before_any_step(stub, tmp_path, capsys, monkeypatch):
     """A refused login stops the run at once with what to fix, instead of retrying into
     Nginx's 429 for the whole duration."""

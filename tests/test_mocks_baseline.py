@@ -104,6 +104,9 @@ ACCEPTED: dict[tuple[str, str, str], str] = {
     **{("*", f"odoo-{step}", "stdin"): "issue 13: the step library (shipped once by wait) and no template "
                                         "comments in the scripts"
        for step in ("wait", "base", "data-volume", "postgresql", "odoo-install", "nginx")},
+    # The upload's staging path carries the program's hash: a new odoo-restore (it stops
+    # odoo.socket with Odoo) is a new path, an update in place.
+    ("*", "odoo-upload-odoo-restore", "remotePath"): "odoo-restore stops odoo.socket too (issue 13, listen queue)",
 }
 
 
@@ -129,6 +132,8 @@ def _mark_secrets(value: Any) -> Any:
         return [_mark_secrets(v) for v in value]
     if isinstance(value, str) and len(value) > LONG_TEXT:
         return f"<text {_digest(value)} {len(value)} chars, {value.count(chr(10))} lines>"
+    if isinstance(value, str) and value.startswith(f"{ROOT}/"):  # a FileAsset's path: the checkout's own
+        return "<repo>/" + value[len(f"{ROOT}/"):]
     return value
 
 

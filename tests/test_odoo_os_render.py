@@ -56,7 +56,9 @@ def test_unit_wants_postgresql_without_requiring_it():
     keep the start order without binding Odoo's life to PostgreSQL's."""
     s = host_settings()
     unit = render.render_odoo_unit(s, sizing_for(s))
-    assert not re.search(r"^(Requires|BindsTo|PartOf|Requisite)=", unit, re.M)
+    # Only its own socket is required (odoo.socket, Odoo 19): never PostgreSQL.
+    binds = re.findall(r"^(?:Requires|BindsTo|PartOf|Requisite)=(.*)$", unit, re.M)
+    assert binds == ["odoo.socket"] and "postgresql" not in " ".join(binds)
     assert re.search(r"^Wants=.*\bpostgresql\.service\b", unit, re.M)
     assert re.search(r"^After=.*\bpostgresql\.service\b.*postgresql@16-main\.service", unit, re.M)
 

@@ -227,3 +227,27 @@ def test_users_change_within_a_type_touches_only_odoo_conf():
     assert za.instance_type == zb.instance_type and za.workers != zb.workers
     fa, fb = render.server_files(a, za), render.server_files(b, zb)
     assert [k for k in fa if fa[k] != fb[k]] == ["odoo.conf"]
+
+
+@pytest.mark.parametrize("version", ["17.0", "18.0", "19.0"])
+def test_odoo_19_takes_its_http_socket_from_systemd(version):
+    """Odoo 19 in prefork mode serves on systemd's socket (LISTEN_FDS; verified on real
+    19.0): odoo.socket listens where odoo.conf says, with the sizing's queue, and the
+    unit requires it. 17.0 and 18.0 are not known to, and keep binding the port."""
+    s = host_settings(odooVersion=version, users=60)
+    z = sizing_for(s)
+    files = render.server_files(s, z)
+    unit = files["odoo.service"].content
+    if version < "19.0":
+        assert "odoo.socket" not in files and "odoo.socket" not in unit
+        return
+    sock = configparser.ConfigParser(interpolation=None)
+    sock.read_string(files["odoo.socket"].content)
+    odoo = configparser.ConfigParser(interpolation=None)
+    odoo.read_string(files["odoo.conf"].content)
+    o = odoo["options"]
+    assert sock["Socket"]["ListenStream"] == f"{o['http_interface']}:{o['http_port']}" == "127.0.0.1:8069"
+    assert int(sock["Socket"]["Backlog"]) == z.listen_backlog > 8 * int(o["workers"])
+    assert sock["Socket"]["Service"] == "odoo.service"
+    assert files["odoo.socket"].path == "/etc/systemd/system/odoo.socket"
+    assert re.search(r"^Requires=odoo\.socket$", unit, re.M) and re.search(r"^After=odoo\.socket$", unit, re.M)

@@ -69,7 +69,7 @@ def test_nginx_rejects_a_broken_site(tmp_path):
     assert r.returncode != 0
 
 
-def verify_unit(unit_text: str, tmp: Path) -> subprocess.CompletedProcess:
+def verify_unit(unit_text: str, tmp: Path, socket_text: str | None = None) -> subprocess.CompletedProcess:
     """systemd-analyze verify on the unit file. verify also checks that ExecStart's
     program exists: the venv Python of a source install is not on this machine, so it
     is pointed at a scratch executable (the ExecStart line itself is asserted in
@@ -82,7 +82,11 @@ def verify_unit(unit_text: str, tmp: Path) -> subprocess.CompletedProcess:
         unit_text = unit_text.replace(f"ExecStart={exe} ", f"ExecStart={stand_in} ")
     unit = tmp / "odoo.service"
     unit.write_text(unit_text)
-    return subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    units = [str(unit)]
+    if socket_text is not None:
+        (tmp / "odoo.socket").write_text(socket_text)
+        units.append(str(tmp / "odoo.socket"))
+    return subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True)
 
 
 def test_systemd_accepts_the_unit(rendered, tmp_path):
@@ -90,8 +94,9 @@ def test_systemd_accepts_the_unit(rendered, tmp_path):
     test fails on any output, not just on the exit code."""
     need("systemd-analyze")
     s, z, files = rendered
-    r = verify_unit(files["odoo.service"].content, tmp_path)
-    noise = [l for l in r.stderr.splitlines() if "odoo.service" in l or "Unknown" in l or "Failed" in l]
+    socket = files.get("odoo.socket")
+    r = verify_unit(files["odoo.service"].content, tmp_path, socket.content if socket else None)
+    noise = [l for l in r.stderr.splitlines() if "odoo." in l or "Unknown" in l or "Failed" in l]
     assert r.returncode == 0 and not noise, r.stderr
 
 

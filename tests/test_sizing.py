@@ -257,3 +257,23 @@ def test_existing_host_counts_cores():
         sizing.size(15, host_vcpus=3, host_memory_mib=8192, host_threads_per_core=2)
     with pytest.raises(sizing.SizingError, match="existing host is too small"):
         sizing.size(60, host_vcpus=4, host_memory_mib=16384, host_threads_per_core=2)
+
+
+@pytest.mark.parametrize("itype", ["t4g.medium", "c7g.xlarge", "c7i.2xlarge", "m8g.4xlarge"])
+def test_listen_backlog_outgrows_odoos_own_and_follows_the_type(itype):
+    """Odoo's own socket queues 8 x workers connections; past that the kernel drops them
+    (1-7 s stalls, measured on real Odoo 19). odoo.socket's queue holds every browser
+    connection of the users the type can carry, and stays the same for any users count
+    on one type (a users change never restarts the socket)."""
+    backlogs = set()
+    for users in (1, 6, 15, 30, 60, 150):
+        try:
+            z = sizing.size(users, instance_type=itype)
+        except sizing.SizingError:
+            continue
+        assert z.listen_backlog > sizing.ODOO_OWN_BACKLOG_PER_WORKER * z.workers
+        assert z.listen_backlog >= min(sizing.LISTEN_BACKLOG_MAX, z.capacity_users * sizing.CONNECTIONS_PER_USER)
+        assert sizing.LISTEN_BACKLOG_MIN <= z.listen_backlog <= sizing.LISTEN_BACKLOG_MAX
+        assert any("listen backlog" in r and "odoo.socket" in r for r in z.reasons)
+        backlogs.add(z.listen_backlog)
+    assert len(backlogs) == 1, backlogs

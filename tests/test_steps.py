@@ -106,7 +106,7 @@ def test_each_step_embeds_its_own_files():
     scripts = render(s)
     owners = {st.name: st.embeds for st in steps.plan(s)}
     assert owners["postgresql"] == ("postgresql-tuning",)
-    assert owners["odoo-config"] == ("odoo.conf", "odoo.service")
+    assert owners["odoo-config"] == ("odoo.conf", "odoo.service", "odoo.socket")
     assert owners["nginx"] == ("nginx-site", "nginx-site-acme")
     for key, f in files.items():
         # A shipped program (an upload) is named by its SHA-256, any other file embedded.

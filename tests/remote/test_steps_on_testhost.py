@@ -330,6 +330,33 @@ def test_postgresql_and_odoo_listen_on_loopback_only(testhost, provisioned):
     assert any(a.endswith(":80") and not a.startswith("127.") for a in listening)
 
 
+def test_odoo_serves_on_systemds_socket_with_the_sized_queue(testhost, provisioned):
+    """odoo.socket holds 127.0.0.1:8069 with the sizing's queue and hands it to Odoo (its
+    log says so). Odoo's own socket would queue 8 x workers connections, then drop."""
+    z = sizing_for(provisioned["settings"])
+    assert testhost.sudo("systemctl is-enabled odoo.socket") == "enabled"
+    assert testhost.sudo("systemctl is-active odoo.socket") == "active"
+    # For a listening socket, ss's Send-Q column is its backlog.
+    state, recv_q, send_q, local, *_ = testhost.sudo("ss -Hltn 'sport = :8069'").split()
+    assert (state, local, int(send_q)) == ("LISTEN", "127.0.0.1:8069", z.listen_backlog)
+    assert z.listen_backlog > 8 * z.workers
+    owners = testhost.sudo("ss -Hltnp 'sport = :8069'")
+    assert '"systemd",pid=1' in owners and owners.count("pid=") > 1, owners  # systemd and Odoo's processes
+    log = testhost.sudo("journalctl -u odoo --no-pager -o cat -n 200")
+    assert "running through socket activation" in log
+
+
+def test_a_request_while_odoo_is_stopped_waits_and_is_served(testhost, provisioned):
+    """A restart (a deploy, an upgrade) refuses no request: with Odoo stopped, the next
+    request waits in odoo.socket's queue, systemd starts Odoo, and it is answered. With
+    Odoo's own socket, Nginx got 'connection refused' and answered 502."""
+    testhost.sudo("systemctl stop odoo")
+    assert testhost.sudo("systemctl is-active odoo || true") != "active"
+    status = _curl(testhost, "--max-time 60 http://127.0.0.1/web/health").split()[0]
+    assert status == "200", testhost.sudo("systemctl status odoo odoo.socket --no-pager || true")
+    assert testhost.sudo("systemctl is-active odoo") == "active"
+
+
 def test_database_initialised_once_without_demo(testhost, provisioned):
     """The database exists with base installed, by the odoo role (no superuser)."""
     state = testhost.sudo("runuser -u postgres -- psql -XAt -d odoo -c "
