@@ -423,7 +423,7 @@ def _postgres_for(chosen: InstanceType, odoo_mib: int) -> tuple[int, PostgresSet
     """PostgreSQL's memory and tuning for the most workers this type may run, not for
     today's count: its settings then depend on the instance type alone, so changing
     `users` within a type rewrites odoo.conf and restarts Odoo, never PostgreSQL."""
-    ceiling_workers = max_processes(chosen.cores) - CRON_WORKERS
+    ceiling_workers = ceiling_http_workers(chosen)
     ceiling_odoo_mib = odoo_memory_mib(ceiling_workers + CRON_WORKERS + GEVENT_PROCESSES)
     pg_mib = max(PG_MIN_MIB, chosen.memory_mib - ceiling_odoo_mib - OS_RESERVE_MIB)
     pg_mib = min(pg_mib, chosen.memory_mib - odoo_mib - OS_RESERVE_MIB)
@@ -451,6 +451,12 @@ def _memory_limits_mib(chosen: InstanceType, processes: int) -> tuple[int, int, 
                         f"recycled above soft, killed above hard)")
 
 
+def ceiling_http_workers(chosen: InstanceType) -> int:
+    """The most HTTP workers this type may run (Odoo's rule, the cron worker counted in):
+    what the settings that must not change with `users` are sized for."""
+    return max_processes(chosen.cores) - CRON_WORKERS
+
+
 def listen_backlog(ceiling_workers: int, users_per_worker: int) -> int:
     """Room in Odoo's HTTP socket for every connection the users the type can carry may
     open: set by the type, not by `users`, so a users change never restarts the socket."""
@@ -458,15 +464,18 @@ def listen_backlog(ceiling_workers: int, users_per_worker: int) -> int:
     return max(LISTEN_BACKLOG_MIN, min(LISTEN_BACKLOG_MAX, users * CONNECTIONS_PER_USER))
 
 
-def _backlog_reason(chosen: InstanceType, workers: int, users_per_worker: int) -> str:
-    ceiling = max_processes(chosen.cores) - CRON_WORKERS
-    return (f"listen backlog {listen_backlog(ceiling, users_per_worker)} (the type's ceiling of {ceiling} "
-            f"workers x {users_per_worker} users x {CONNECTIONS_PER_USER} browser connections, "
-            f"{LISTEN_BACKLOG_MIN}..{LISTEN_BACKLOG_MAX}) on odoo.socket, which systemd holds for Odoo: "
-            f"Odoo's own socket queues only {ODOO_OWN_BACKLOG_PER_WORKER} x {workers} workers = "
-            f"{ODOO_OWN_BACKLOG_PER_WORKER * workers} connections, and past that the kernel drops them: each "
-            "dropped one waits 1-7 s for a TCP retransmit while workers may sit idle. With the larger queue a "
-            "burst waits in order, and a restart of Odoo refuses no connection")
+def _listen_backlog(chosen: InstanceType, workers: int, users_per_worker: int) -> tuple[int, str]:
+    """odoo.socket's queue for this type, and why."""
+    ceiling = ceiling_http_workers(chosen)
+    backlog = listen_backlog(ceiling, users_per_worker)
+    return backlog, (
+        f"listen backlog {backlog} (the type's ceiling of {ceiling} "
+        f"workers x {users_per_worker} users x {CONNECTIONS_PER_USER} browser connections, "
+        f"{LISTEN_BACKLOG_MIN}..{LISTEN_BACKLOG_MAX}) on odoo.socket, which systemd holds for Odoo: "
+        f"Odoo's own socket queues only {ODOO_OWN_BACKLOG_PER_WORKER} x {workers} workers = "
+        f"{ODOO_OWN_BACKLOG_PER_WORKER * workers} connections, and past that the kernel drops them: each "
+        "dropped one waits 1-7 s for a TCP retransmit while workers may sit idle. With the larger queue a "
+        "burst waits in order, and a restart of Odoo refuses no connection")
 
 
 def size(
@@ -507,6 +516,7 @@ def size(
         _check_machine_fits(chosen, need, workers, mem_need, arch, full_worker_count, existing)
     pg_mib, pg, pg_reasons = _postgres_for(chosen, odoo_mib)
     soft_mib, hard_mib, limits_reason = _memory_limits_mib(chosen, processes)
+    backlog, backlog_reason = _listen_backlog(chosen, workers, users_per_worker)
     reasons = need.reasons() + [
         why_chosen,
         _capacity_reason(chosen, need, workers, automatic=not existing and instance_type is None),
@@ -514,7 +524,7 @@ def size(
         "never what this sizing produces: the multi-process mode is what holds the load",
         *pg_reasons,
         limits_reason,
-        _backlog_reason(chosen, workers, users_per_worker),
+        backlog_reason,
     ]
     mib = 1024 * 1024
     return Sizing(
@@ -551,7 +561,7 @@ def size(
         db_maxconn=DB_MAXCONN,
         db_maxconn_gevent=DB_MAXCONN_GEVENT,
         proxy_timeout=limit_time_real + PROXY_TIMEOUT_MARGIN,
-        listen_backlog=listen_backlog(max_processes(chosen.cores) - CRON_WORKERS, users_per_worker),
+        listen_backlog=backlog,
         postgres=pg,
         reasons=tuple(reasons),
     )
