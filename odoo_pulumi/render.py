@@ -10,6 +10,7 @@ which the server fills with the hash of the master password.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from odoo_pulumi.server_files import ServerFile
 from odoo_pulumi.settings import Settings
@@ -155,6 +156,11 @@ def socket_activation(s: Settings) -> bool:
     return s.odoo_version >= "19.0"
 
 
+def socket_unit(s: Settings) -> str:
+    """The unit holding Odoo's HTTP port (odoo.socket), or "" when Odoo binds it itself."""
+    return PurePosixPath(ODOO_SOCKET).name if socket_activation(s) else ""
+
+
 def render_odoo_socket(s: Settings, z: Sizing) -> str:
     return _env.get_template("odoo.socket.j2").render(_context(s, z))
 
@@ -163,7 +169,7 @@ def render_odoo_unit(s: Settings, z: Sizing) -> str:
     return _env.get_template("odoo.service.j2").render(
         _context(
             s, z,
-            socket_unit="odoo.socket" if socket_activation(s) else "",
+            socket_unit=socket_unit(s),
             exec_start=exec_start(s),
             writable_paths=[DATA_DIR],
             resources_syscalls=ODOO_RESOURCE_SYSCALLS,

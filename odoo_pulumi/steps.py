@@ -31,7 +31,7 @@ import jinja2.ext
 
 from odoo_pulumi import adminhash, backup
 from odoo_pulumi.render import (ACME_ROOT, ADMIN_PASSWD_SLOT, DATA_DIR, ODOO_CONF, ODOO_SOCKET, ODOO_UMASK,
-                                exec_start, socket_activation, without_demo_arg)
+                                exec_start, socket_activation, socket_unit, without_demo_arg)
 from odoo_pulumi.server_files import STAGING_DIR, ServerFile
 from odoo_pulumi.settings import ROOT, Settings, SettingsError
 from odoo_pulumi.templating import environment
@@ -515,8 +515,11 @@ def _contexts(
         },
         "odoo-config": {
             "files": [files[key].template_data() for key in odoo_config_files(s)],
-            "socket_unit": "odoo.socket" if socket_activation(s) else "",
+            "socket_unit": socket_unit(s),
             "socket_path": ODOO_SOCKET,
+            # Stopped for the database's initialisation: the socket too, or a request
+            # would start Odoo in the middle of it.
+            "odoo_units": [u for u in (socket_unit(s), "odoo") if u],
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
             "without_demo": without_demo_arg(s.odoo_version),
