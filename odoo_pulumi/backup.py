@@ -211,18 +211,12 @@ def render_timer(s: Settings) -> str:
     )
 
 
-def program(source) -> str:
-    """A program of files/ as it is, byte for byte: what the tests run is what the server runs."""
-    return source.read_bytes().decode()
-
-
 def program_files() -> dict[str, ServerFile]:
     """odoo-backup and odoo-restore, shipped as they are: uploaded once from files/ (see
     ServerFile.source), installed by the backup step after checking their SHA-256."""
     return {
-        "odoo-backup": ServerFile(BACKUP_BIN, program(BACKUP_SOURCE), "root", "root", 0o755, source=str(BACKUP_SOURCE)),
-        "odoo-restore": ServerFile(RESTORE_BIN, program(RESTORE_SOURCE), "root", "root", 0o755,
-                                   source=str(RESTORE_SOURCE)),
+        "odoo-backup": ServerFile.shipped(BACKUP_BIN, BACKUP_SOURCE),
+        "odoo-restore": ServerFile.shipped(RESTORE_BIN, RESTORE_SOURCE),
     }
 
 

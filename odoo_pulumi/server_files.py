@@ -36,6 +36,12 @@ class ServerFile:
     secret: bool = False
     source: Optional[str] = None
 
+    @classmethod
+    def shipped(cls, path: str, source: Path) -> "ServerFile":
+        """A program of this repository, installed at `path` (root, 0755) as it is, byte
+        for byte: what the tests run is what the server runs."""
+        return cls(path, source.read_bytes().decode(), "root", "root", 0o755, source=str(source))
+
     def __post_init__(self) -> None:
         if self.secret and self.source:
             raise ValueError(f"{self.path}: a secret file is never shipped as an upload (source)")

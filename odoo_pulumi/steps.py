@@ -142,8 +142,7 @@ SECRET_VALUE_STEPS = frozenset({"odoo-config"})
 
 def acceptance_file() -> ServerFile:
     """odoo-acceptance as the health step installs it: odoo_pulumi/acceptance.py as it is."""
-    return ServerFile(ACCEPTANCE_PATH, ACCEPTANCE_SOURCE.read_bytes().decode(), "root", "root", 0o755,
-                      source=str(ACCEPTANCE_SOURCE))
+    return ServerFile.shipped(ACCEPTANCE_PATH, ACCEPTANCE_SOURCE)
 
 
 # The programs shipped as uploads (ServerFile.source) and the step that installs each:
