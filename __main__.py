@@ -15,7 +15,19 @@ import gc
 # flushed and files closed as usual.
 atexit.register(gc.freeze)
 
+import os  # noqa: E402
+
 import pulumi  # noqa: E402
+
+# The SDK sends each of its own debug lines ("registering resource", "prepared", "RPC
+# prepared", "successful": four per resource, 68 per preview) to the engine as a blocking
+# call, ~1 ms each, most of them on the path each registration waits on (issue 13,
+# measured: ~80 ms of a no-op preview). The CLI shows them only under --debug, and the
+# engine logs each registration itself (pulumi -v=5). So they are dropped here, unless an
+# operator debugging the SDK asks for them: ODOO_PULUMI_SDK_DEBUG=1 pulumi preview --debug.
+# The program's own messages are info and warnings: they are kept.
+if os.environ.get("ODOO_PULUMI_SDK_DEBUG") != "1":
+    pulumi.log.debug = lambda *args, **kwargs: None
 
 from odoo_pulumi import backup, render  # noqa: E402
 from odoo_pulumi.settings import (ROOT, SECRET_KEYS, Settings, SettingsError, check_stack_file,  # noqa: E402

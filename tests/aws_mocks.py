@@ -220,10 +220,11 @@ def run_main(stack: str, config: dict[str, str], secret_keys: list[str], mocks: 
              monitor: MockMonitor) -> dict[str, Any]:
     """Run the whole program (__main__.py) for `stack` under mocks, once, as the engine would
     from the repository (preview=False, so every apply runs); return its resolved exports.
-    The SDK's global state (config, pulumi.export, cwd, PULUMI_CONFIG) is put back after."""
+    The SDK's global state (config, pulumi.export, pulumi.log.debug, cwd, PULUMI_CONFIG) is put
+    back after."""
     exports: dict[str, Any] = {}
     resolved: dict[str, Any] = {}
-    saved = (pulumi.export, os.getcwd(), os.environ.pop("PULUMI_CONFIG", None))
+    saved = (pulumi.export, os.getcwd(), os.environ.pop("PULUMI_CONFIG", None), pulumi.log.debug)
     pulumi.export = lambda name, value: exports.__setitem__(name, value)
     os.chdir(ROOT)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
@@ -240,6 +241,7 @@ def run_main(stack: str, config: dict[str, str], secret_keys: list[str], mocks: 
     finally:
         set_all_config({}, [])
         pulumi.export = saved[0]
+        pulumi.log.debug = saved[3]  # the program drops the SDK's debug lines (__main__.py)
         os.chdir(saved[1])
         if saved[2] is not None:
             os.environ["PULUMI_CONFIG"] = saved[2]

@@ -4,6 +4,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pulumi
 import pytest
 
 from odoo_pulumi.settings import ROOT, load_settings, read_stack_file, sizing_for
@@ -13,6 +14,15 @@ SECRETS = {"adminPassword", "adminUserPassword", "sshPrivateKey"}
 # copies it there in the work directory it prepares.
 LOCAL_STACK = ROOT / "testbed" / "Pulumi.local.yaml"
 PRODUCTION_STACKS = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in (ROOT / "stacks").glob("Pulumi.*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def _sdk_debug_put_back():
+    """__main__.py replaces pulumi.log.debug (the SDK's debug lines, see there): every test
+    that runs the program leaves the SDK as it found it."""
+    debug = pulumi.log.debug
+    yield
+    pulumi.log.debug = debug
 
 
 def read_stack(stack: str) -> dict:

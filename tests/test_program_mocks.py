@@ -4,6 +4,7 @@ settings -> sizing -> components -> exports, with no engine and no cloud. AWS is
 (tests/aws_mocks.py); the remote steps are only registered, never run."""
 
 import json
+import logging
 import runpy
 
 import pulumi
@@ -179,3 +180,22 @@ def test_bad_settings_stop_the_program_before_any_resource(case, monkeypatch, tm
         run_program("local", monkeypatch, raw=raw, secrets=case.secret, mocks=mocks)
     check_message(case, str(e.value))
     assert mocks.inputs == {}, f"resources registered before the error: {sorted(mocks.inputs)}"
+
+
+def test_the_sdks_own_debug_lines_are_not_sent_unless_asked(monkeypatch, tmp_path, caplog):
+    """Each debug line of the SDK is a blocking call to the engine (four per resource, ~80 ms
+    of a no-op preview) that the CLI shows only under --debug: the program does not send
+    them; ODOO_PULUMI_SDK_DEBUG=1 does. Its own info line still reaches the engine."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.delenv("ODOO_PULUMI_SDK_DEBUG", raising=False)
+    run_program("local", monkeypatch, tmp_path=tmp_path)
+    sent = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    # (the stack itself is registered by the SDK before the program runs)
+    assert not [line for line in sent if "registering resource" in line and "pulumi:pulumi:Stack" not in line]
+    assert any("SSH access after this deployment" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    monkeypatch.setenv("ODOO_PULUMI_SDK_DEBUG", "1")
+    _, resources = run_program("local", monkeypatch, tmp_path=tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG]
+    declared = {n for n, r in resources.items() if r["type"] != "pulumi:pulumi:Stack"}
+    assert {n for n in declared if any(f"name={n}," in line for line in lines)} == declared
