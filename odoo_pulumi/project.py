@@ -17,10 +17,15 @@ PROJECT = "odoo-pulumi"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@functools.lru_cache(maxsize=4)
 def declared_config(path: Path = ROOT / "Pulumi.yaml") -> dict[str, dict[str, Any]]:
-    """The `config:` block of Pulumi.yaml: every key with its type, default, description.
+    """The `config:` block of Pulumi.yaml: every key with its type, default, description."""
+    return _declared_config_of(Path(path))
 
+
+@functools.lru_cache(maxsize=4)
+def _declared_config_of(path: Path) -> dict[str, dict[str, Any]]:
+    """Parsed once per file, whichever way the caller names it (`declared_config()` and
+    `declared_config(ROOT / "Pulumi.yaml")` were two cache entries, two parses per run).
     libyaml's loader when present (10x faster than the pure Python one)."""
     return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["config"]
 
