@@ -127,7 +127,6 @@ def _context(s: Settings, z: Sizing, **extra) -> dict:
         "z": z,
         "pg": z.postgres,
         "header": managed_header(s.stack),
-        "summary": z.summary,
         "odoo_version": s.odoo_version,
         "http_port": HTTP_PORT,
         "http_interface": HTTP_INTERFACE,

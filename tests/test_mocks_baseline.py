@@ -107,6 +107,13 @@ ACCEPTED: dict[tuple[str, str, str], str] = {
     # The upload's staging path carries the program's hash: a new odoo-restore (it stops
     # odoo.socket with Odoo) is a new path, an update in place.
     ("*", "odoo-upload-odoo-restore", "remotePath"): "odoo-restore stops odoo.socket too (issue 13, listen queue)",
+    # Issue 13, measured on real Odoo 19: the machine runs every HTTP worker its cores allow
+    # and its RAM holds (sizing.workers_to_run), not only those the users need. The worker
+    # count is in odoo.conf (odoo-config's stdin, accepted above), the instance's tags and
+    # the exports; nothing is replaced.
+    ("*", "server-instance", "tags.Workers"): "issue 13: every worker the cores allow and the RAM holds",
+    ("*", "export", "workers"): "issue 13: every worker the cores allow and the RAM holds",
+    ("*", "export", "sizing"): "issue 13: its summary names the workers that run",
 }
 
 

@@ -308,11 +308,15 @@ def test_delete_commands_when_not_keeping_data():
 
 # --- change scoping -------------------------------------------------------------------------
 
-def test_users_change_reaches_only_odoo_config_and_health():
-    """A new users value changes the inputs of odoo-config (and health) and of no other step."""
-    a, b = commands(build(host_settings(users=15))), commands(build(host_settings(users=16)))
-    changed = {n for n in a if a[n].inputs != b[n].inputs}
-    assert changed == {"odoo-config", "health"}
+def test_users_change_within_capacity_changes_no_step_and_a_limit_only_odoo_config():
+    """15 -> 19 users on the same host: it runs every worker its cores allow either way, so
+    no step's inputs change; a new time limit changes odoo-config's (and health's, which
+    fingerprints every script) and no other step's."""
+    a = commands(build(host_settings(users=15)))
+    b = commands(build(host_settings(users=19)))
+    assert {n for n in a if a[n].inputs != b[n].inputs} == set()
+    c = commands(build(host_settings(users=15, limitTimeCpu=900)))
+    assert {n for n in a if a[n].inputs != c[n].inputs} == {"odoo-config", "health"}
 
 
 def test_server_replacement_replaces_every_step(aws_build):

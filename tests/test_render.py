@@ -219,14 +219,19 @@ def test_render_cli_writes_the_tree(tmp_path):
     assert bad.returncode == 2 and "stacks: large" in bad.stderr
 
 
-def test_users_change_within_a_type_touches_only_odoo_conf():
-    """Change scoping starts here: 15 -> 19 users stays on the same type, so only
-    odoo.conf may differ; Nginx, the unit and PostgreSQL's tuning stay byte-identical."""
+def test_users_change_within_a_type_touches_nothing_and_a_limit_only_odoo_conf():
+    """Change scoping starts here: 15 -> 19 users on the same host need 3 and 4 workers,
+    and the host runs the 4 its cores allow either way, so no server file differs; a
+    time limit rewrites odoo.conf alone (Nginx, the unit, PostgreSQL's tuning stay
+    byte-identical)."""
     a, b = host_settings(users=15), host_settings(users=19)
     za, zb = sizing_for(a), sizing_for(b)
-    assert za.instance_type == zb.instance_type and za.workers != zb.workers
+    assert za.instance_type == zb.instance_type and za.workers_needed != zb.workers_needed
     fa, fb = render.server_files(a, za), render.server_files(b, zb)
-    assert [k for k in fa if fa[k] != fb[k]] == ["odoo.conf"]
+    assert [k for k in fa if fa[k] != fb[k]] == []
+    c = host_settings(users=15, limitTimeCpu=900)
+    fc = render.server_files(c, sizing_for(c))
+    assert [k for k in fa if fa[k] != fc[k]] == ["odoo.conf"]
 
 
 @pytest.mark.parametrize("version", ["17.0", "18.0", "19.0"])

@@ -149,7 +149,8 @@ def test_existing_host_is_sized_as_it_is():
     assert (ht.vcpus, ht.cores, ht.workers) == (8, 4, 8)  # Hyper-Threading: 4 cores, 8 + 1
     full = sizing_for(load_settings(host_raw(users=60, hostVcpus=8, hostMemoryMiB=16384,
                                              fullWorkerCount=True), "t", SECRETS))
-    assert full.workers == 10 and full.capacity_share_percent == 100
+    assert full.workers_needed == 10 and full.capacity_share_percent == 100
+    assert full.workers == 16  # the 8 cores allow 16 and the 16 GiB hold them
 
 
 # --- issue 11: the shared table of bad settings, through load_settings ---------------------------

@@ -171,10 +171,12 @@ def test_scripts_never_print_file_contents():
 
 # --- change scoping ----------------------------------------------------------------------
 
-def test_users_change_touches_only_odoo_config_and_health():
-    """A users change that only rewrites odoo.conf re-runs odoo-config and the health check, nothing else."""
-    a, b = render(host_settings(users=15)), render(host_settings(users=16))
+def test_a_change_of_odoo_conf_alone_touches_only_odoo_config_and_health():
+    """A setting that only rewrites odoo.conf (a time limit) re-runs odoo-config and the
+    health check, nothing else; a users change within the host's capacity re-runs nothing."""
+    a, b = render(host_settings(users=15)), render(host_settings(users=15, limitTimeCpu=900))
     assert {k for k in a if a[k] != b[k]} == {"odoo-config", "health"}
+    assert render(host_settings(users=19)) == a
 
 
 @pytest.mark.parametrize("users", [(10, 20), (30, 60), (5, 6)])

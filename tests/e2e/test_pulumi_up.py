@@ -154,7 +154,8 @@ def test_phase1_first_up_provisions_everything(bed):
     pid = bed.ssh("systemctl show -p MainPID --value odoo")
     assert bed.ssh(f"ps -o user= -p {pid}") == "odoo"
     outputs = json.loads(bed.pulumi("stack", "output", "--json").stdout)
-    assert bed.workers_live() == outputs["workers"] == 3
+    # 15 users need 3 HTTP workers; the host's 2 cores allow 4 and its 4 GiB hold them
+    assert bed.workers_live() == outputs["workers"] == 4
     # Every export is readable as it is: none became secret on the way (health's verdict
     # comes from a step whose script is secret; its stdout is not).
     assert "[secret]" not in json.dumps(outputs) and outputs["health"], outputs
@@ -176,14 +177,22 @@ def changed_steps(preview_json: str) -> set[str]:
     return {s["urn"].split("::")[-1] for s in steps if s.get("op") not in ("same", None)}
 
 
-def test_phase3_users_change_touches_only_config_and_restart(bed):
+def test_phase3_users_change_within_the_host_changes_nothing_a_limit_only_odoo_config(bed):
+    """More users within what the host's workers carry: the server stays as it is (the
+    workers are every one the cores allow). A changed limit rewrites odoo.conf: only
+    odoo-config (and health, which fingerprints every script) runs again."""
     bed.pulumi("config", "set", "users", "24")
-    with timed("phase 3a: preview --json after users 15 -> 24 (3 -> 4 workers, same type)"):
+    with timed("phase 3a: preview --json after users 15 -> 24 (4 workers either way)"):
         r = bed.pulumi("preview", "--json")
-    changed = changed_steps(r.stdout)
+    assert changed_steps(r.stdout) <= {"odoo-pulumi-local"}, changed_steps(r.stdout)
+    bed.pulumi("config", "set", "limitTimeCpu", "900")
+    with timed("phase 3b: preview --json after limitTimeCpu 600 -> 900"):
+        r = bed.pulumi("preview", "--json")
+    changed = changed_steps(r.stdout) - {"odoo-pulumi-local"}
     assert changed and changed <= {"odoo-odoo-config", "odoo-health"}, changed
-    with timed("phase 3b: pulumi up with the new worker count"):
+    with timed("phase 3c: pulumi up with the new limit"):
         bed.pulumi("up", "--yes", "--skip-preview")
+    assert "limit_time_cpu = 900" in bed.ssh("sudo grep -E '^limit_time_cpu' /etc/odoo/odoo.conf")
     assert bed.workers_live() == 4
 
 
@@ -191,6 +200,7 @@ def test_phase4_up_waits_for_a_host_that_is_down(bed):
     """The host is stopped; `up` is started while it is down and must wait (dial
     retries), not fail after seconds, then succeed once the host is back."""
     bed.pulumi("config", "set", "users", "15")
+    bed.pulumi("config", "rm", "limitTimeCpu")
     assert sh([str(ROOT / "testbed/scripts/testhost-stop")], timeout=300).returncode == 0
     result = {}
 
@@ -206,7 +216,7 @@ def test_phase4_up_waits_for_a_host_that_is_down(bed):
         t.join(timeout=1200)
     r = result["r"]
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert bed.workers_live() == 3
+    assert bed.workers_live() == 4
 
 
 def test_phase5_destroy_and_no_plain_secret_anywhere(bed):
