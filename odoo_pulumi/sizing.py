@@ -10,6 +10,9 @@ vCPU is half a core); each process needs about
 0.8 x 150 MiB + 0.2 x 1024 MiB of RAM (80 % light requests, 20 % heavy ones). Like the
 guide's own example (60 users on 4 cores: 8 + 1 workers for 10 needed), a server whose
 workers carry 80 % of the users is accepted, unless the stack asks for the full count.
+The need chooses the machine; the machine then runs every HTTP worker its cores allow and
+its RAM holds (never fewer than the need): idle workers cost only memory, busy ones use
+the cores the office pays for.
 PostgreSQL shares the VM and is tuned with pgtune's "web" formulas applied to the memory
 Odoo and the OS leave it.
 """
