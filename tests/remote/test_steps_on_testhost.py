@@ -442,11 +442,13 @@ def test_rejected_postgresql_tuning_keeps_postgresql_running(testhost, provision
     assert again.returncode == 0 and again.changed == 0, again.stdout + again.stderr
 
 
-def test_users_change_runs_only_odoo_config(testhost, archive, provisioned):
-    """A new user count rewrites odoo.conf and restarts Odoo; nothing else changes or restarts."""
+def test_odoo_conf_change_runs_only_odoo_config(testhost, archive, provisioned):
+    """A new time limit rewrites odoo.conf and restarts Odoo; nothing else changes or
+    restarts. (A users change within the host's capacity changes no script at all:
+    tests/test_steps.py.)"""
     s0 = provisioned["settings"]
     sha = provisioned["sha"]
-    s1 = settings_for(testhost, archive, users=16)
+    s1 = settings_for(testhost, archive, limitTimeCpu=900)
     before, after = render(s0, testhost.host, sha), render(s1, testhost.host, sha)
     differing = {k for k in before if before[k] != after[k]}
     assert differing == {"odoo-config", "health"}
