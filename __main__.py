@@ -23,9 +23,9 @@ import pulumi  # noqa: E402
 # prepared", "successful": four per resource, 68 per preview) to the engine as a blocking
 # call, ~1 ms each, most of them on the path each registration waits on (issue 13,
 # measured: 95 ms of wall time and 135 ms of CPU per no-op preview, docs/preview-cost.md).
-# The CLI shows them only under --debug, and the
-# engine logs each registration itself (pulumi -v=5). So they are dropped here, unless an
-# operator debugging the SDK asks for them: ODOO_PULUMI_SDK_DEBUG=1 pulumi preview --debug.
+# The CLI shows them only under --debug, and the engine logs each registration itself
+# (pulumi -v=5). So they are dropped here, unless an operator debugging the SDK asks for
+# them: ODOO_PULUMI_SDK_DEBUG=1 pulumi preview --debug.
 # The program's own messages are info and warnings: they are kept.
 if os.environ.get("ODOO_PULUMI_SDK_DEBUG") != "1":
     pulumi.log.debug = lambda *args, **kwargs: None
