@@ -189,20 +189,19 @@ def workers_on(cores: int, needed: int) -> int:
     return max(MIN_HTTP_WORKERS, min(needed, max_processes(cores) - CRON_WORKERS))
 
 
-def workers_to_run(chosen: InstanceType, needed: int) -> int:
+def workers_to_run(chosen: InstanceType, capped: int) -> int:
     """HTTP workers the machine runs: the most its cores allow (Odoo's rule, cron counted)
-    that its RAM holds, never fewer than the need capped by the cores.
+    that its RAM holds, never fewer than `capped` (the need, within the cores: workers_on).
 
     The users choose the machine; the machine's cores, once paid for, all serve them. An
     idle worker costs memory only, and the type has it: PostgreSQL is already tuned as if
     they ran (`_postgres_for`). Measured on real Odoo 19, 2 cores, steady office load:
     4 HTTP workers answered 160 users at p95 452 ms and 130 req/s where the 3 the users
     needed gave 570 ms and 117 req/s (docs/real-odoo.md)."""
-    floor = workers_on(chosen.cores, needed)
-    for workers in range(ceiling_http_workers(chosen), floor, -1):
+    for workers in range(ceiling_http_workers(chosen), capped, -1):
         if memory_needed_mib(odoo_memory_mib(workers + CRON_WORKERS + GEVENT_PROCESSES)) <= chosen.memory_mib:
             return workers
-    return floor
+    return capped
 
 
 def carries(workers: int, users: int, users_per_worker: int, share_percent: int) -> bool:
@@ -542,7 +541,7 @@ def size(
     mem_need = memory_needed_mib(odoo_memory_mib(capped + CRON_WORKERS + GEVENT_PROCESSES))
     if instance_type is not None or existing:
         _check_machine_fits(chosen, need, capped, mem_need, arch, full_worker_count, existing)
-    workers = workers_to_run(chosen, need.workers)
+    workers = workers_to_run(chosen, capped)
     processes = workers + CRON_WORKERS + GEVENT_PROCESSES
     odoo_mib = odoo_memory_mib(processes)
     pg_mib, pg, pg_reasons = _postgres_for(chosen, odoo_mib)
