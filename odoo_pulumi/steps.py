@@ -110,6 +110,12 @@ def odoo_config_files(s: Settings) -> tuple[str, ...]:
     return ("odoo.conf", "odoo.service", *(("odoo.socket",) if socket_activation(s) else ()))
 
 
+def odoo_units(s: Settings) -> tuple[str, ...]:
+    """The units that serve Odoo, in the order they stop: its socket first (a request
+    would start Odoo again), then the service."""
+    return tuple(u for u in (socket_unit(s), "odoo") if u)
+
+
 def plan(s: Settings) -> tuple[Step, ...]:
     """The steps for these settings, each after everything it depends on."""
     volume = ("data-volume",) if s.target == "aws" else ()
@@ -191,6 +197,7 @@ def delete_command(step: Step, s: Settings) -> str | None:
     db = shlex.quote(s.database)
     if step.name == "odoo-config":
         script = (
+            # odoo.socket whatever the version: one left by an earlier Odoo 19 goes too
             "systemctl disable --now odoo.socket 2>/dev/null || true; "
             "systemctl disable --now odoo 2>/dev/null || true; "
             f"runuser -u postgres -- dropdb --if-exists {db}; "
@@ -516,9 +523,9 @@ def _contexts(
             "files": [files[key].template_data() for key in odoo_config_files(s)],
             "socket_unit": socket_unit(s),
             "socket_path": ODOO_SOCKET,
-            # Stopped for the database's initialisation: the socket too, or a request
-            # would start Odoo in the middle of it.
-            "odoo_units": [u for u in (socket_unit(s), "odoo") if u],
+            # Stopped to hand the port over and for the database's initialisation: the
+            # socket too, or a request would start Odoo in the middle of it.
+            "odoo_units": odoo_units(s),
             "database": s.database,
             "odoo_command": exec_start(s)[:-2],  # without "-c <conf>"
             "without_demo": without_demo_arg(s.odoo_version),
